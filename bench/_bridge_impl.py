@@ -34,15 +34,19 @@ class ItemsProcessProducer(ProcessSubscriptionProducer):
     (seed style, ``while not self._shouldClose``) until the parent closes it: RTCBot 0.2.5's
     parent stops reading as soon as its child ends, and would lose the last items."""
 
-    def __init__(self, kind: str, n: int, shape: tuple[int, ...], **kwargs) -> None:
-        self._bench_args = (kind, n, shape)
+    def __init__(self, kind: str, n: int, shape: tuple[int, ...], flow, **kwargs) -> None:
+        self._bench_args = (kind, n, shape, flow)
         super().__init__(**kwargs)
 
     def _producer(self) -> None:
         self._setReady(True)
-        kind, n, shape = self._bench_args
-        process_items(self._put_nowait, kind, n, shape)
+        kind, n, shape, flow = self._bench_args
+        process_items(self._put_nowait, kind, n, shape, flow)
         # Parked until closed; outside the timed span (which ends at the last item's arrival).
-        deadline = time.monotonic() + WAIT_LIMIT_S
+        closing = getattr(self, "_closing", None)  # rtcbot: an interruptible sleep
+        if closing is not None:
+            closing.wait(WAIT_LIMIT_S)
+            return
+        deadline = time.monotonic() + WAIT_LIMIT_S  # RTCBot 0.2.5: poll its close flag
         while not self._shouldClose and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -157,8 +157,6 @@ class MinimalThreadConsumer(_Worker):
             self._queue.put(_STOP)
 
 
-def raw_process_child(q, kind: str, n: int, shape: tuple[int, ...]) -> None:
-    """Child of the raw ``multiprocessing.Queue`` baseline: the same loop as the rtcbot child,
-    then ``None`` as end of stream."""
-    process_items(q.put, kind, n, shape)
-    q.put(None)
+def raw_process_child(q, kind: str, n: int, shape: tuple[int, ...], flow=None) -> None:
+    """Child of the raw ``multiprocessing.Queue`` baseline: the same loop as the rtcbot child."""
+    process_items(q.put, kind, n, shape, flow)

@@ -107,17 +107,73 @@ def count_items(get: Callable[[], object], n: int, done: threading.Event, result
         result["count"] = count
 
 
-def process_items(put: Callable[[object], None], kind: str, n: int, shape: tuple[int, ...]):
+class ProcessFlow(Flow):
+    """:class:`Flow` across processes: the counters live in shared memory, the credit is a
+    ``multiprocessing`` event. Made in the parent, handed to the child at its start (fork:
+    inherited; spawn: pickled with the process's arguments)."""
+
+    __slots__ = ("_received", "_resume_at", "_waits", "every")
+
+    def __init__(self, ctx, window: int | None, every: int = 1) -> None:
+        self.window = window
+        self.every = every  # the reader publishes its count every this many items
+        self._waits = ctx.RawValue("q", 0)
+        self._received = ctx.RawValue("q", 0)
+        self._resume_at = ctx.RawValue("d", NEVER)
+        self.credit = ctx.Event()
+
+    def __getstate__(self):
+        return (self.window, self.every, self._waits, self._received, self._resume_at, self.credit)
+
+    def __setstate__(self, state) -> None:
+        (self.window, self.every, self._waits, self._received, self._resume_at, self.credit) = state
+
+    @property
+    def waits(self) -> int:
+        return self._waits.value
+
+    @waits.setter
+    def waits(self, value: int) -> None:
+        self._waits.value = value
+
+    @property
+    def received(self) -> int:
+        return self._received.value
+
+    @received.setter
+    def received(self, value: int) -> None:
+        self._received.value = value
+
+    @property
+    def resume_at(self) -> float:
+        return self._resume_at.value
+
+    @resume_at.setter
+    def resume_at(self, value: float) -> None:
+        self._resume_at.value = value
+
+
+def process_items(put, kind: str, n: int, shape: tuple[int, ...], flow: Flow | None = None):
     """Child process loop: ``n`` ints, or ``n`` uint8 frames of ``shape`` (a fresh, filled
-    array each, as a camera gives), as fast as the bridge takes them."""
+    array each, as a camera gives), as fast as the bridge takes them, within ``flow``'s
+    window if it has one; then :data:`END`."""
+    window = flow.window if flow is not None else None
+    every = flow.every if flow is not None else 1
     if kind == "frames":
         import numpy as np
 
-        for i in range(n):
-            put(np.full(shape, i & 0xFF, dtype=np.uint8))
+        def make(i):
+            return np.full(shape, i & 0xFF, dtype=np.uint8)
     else:
-        for i in range(n):
-            put(i)
+
+        def make(i):
+            return i
+
+    for i in range(n):
+        if window is not None and i % every == 0 and i - flow.received >= window:
+            flow.wait_for_room(i)
+        put(make(i))
+    put(END)
 
 
 def thread_classes(producer_base: type, consumer_base: type, closed: type) -> SimpleNamespace:
@@ -126,10 +182,10 @@ def thread_classes(producer_base: type, consumer_base: type, closed: type) -> Si
     ``Burst(n, go, flow)`` puts ``n`` ints as fast as it can once ``go`` is set, then ``END``;
     ``Paced(n, go, period_ns)`` puts ``perf_counter_ns()`` every ``period_ns``, then ``END``;
     ``Counting(n, done)`` counts the items of blocking ``self._get()`` until ``closed`` is raised
-    and sets ``done`` at the ``n``-th (``n=0``: an idle consumer); ``Idle`` is the base producer
-    with its own ``_producer``. Parameters are stored before ``super().__init__()``, since RTCBot
-    0.2.5 starts the thread inside its constructor. A worker's exception is kept in
-    ``bench_error`` (the JSON reports it).
+    and sets ``done`` at the ``n``-th (``n=0``: an idle consumer); ``Idle`` says it is ready and
+    then runs the base class's own ``_producer`` (which produces nothing). Parameters are
+    stored before ``super().__init__()``, since RTCBot 0.2.5 starts the thread inside its
+    constructor. A worker's exception is kept in ``bench_error`` (the JSON reports it).
     """
 
     class Burst(producer_base):
@@ -182,4 +238,9 @@ def thread_classes(producer_base: type, consumer_base: type, closed: type) -> Si
                 self.bench_error = repr(exc)
             self._setReady(False)
 
-    return SimpleNamespace(Burst=Burst, Paced=Paced, Counting=Counting, Idle=producer_base)
+    class Idle(producer_base):
+        def _producer(self) -> None:
+            self._setReady(True)
+            super()._producer()
+
+    return SimpleNamespace(Burst=Burst, Paced=Paced, Counting=Counting, Idle=Idle)

@@ -38,37 +38,43 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 IMPLS = ("minimal", "rtcbot", "rtcbot025")
 FRAME_SHAPE = (480, 640, 3)
+DEFAULT_WINDOW = 5_000
+"""Figure 1's flow-control window: half of rtcbot's default backlog bound (10,000), so rtcbot's
+bounded bridge never has to drop; the same window is applied to every implementation."""
+FRAME_WINDOW = 16
+"""Frames in flight in figure 5 (a camera is paced; a producer far ahead only measures page
+faults of hundreds of MB of queued frames)."""
 STEP_TIMEOUT_S = 60.0
 """No single measurement waits longer than this."""
 
 # Sizes of the runs. Slow implementations get smaller counts where a full count would take many
 # seconds; every figure is a steady-state rate, and the JSON records each count.
 FULL = {
-    "t2l_n": 200_000,
+    "t2l_n": 500_000,
     "t2l_repeats": 3,
-    "lat_n": 3_000,
+    "lat_n": 5_000,
     "lat_warmup": 200,
-    "l2t_n": 200_000,
-    "l2t_n_rtcbot025": 20_000,
+    "l2t_n": 500_000,
+    "l2t_n_rtcbot025": 30_000,
     "l2t_repeats": 3,
-    "close_reps": 10,
-    "close_reps_rtcbot025": 2,
-    "proc_items_n": 50_000,
+    "close_reps": 20,
+    "close_reps_rtcbot025": 3,
+    "proc_items_n": 100_000,
     "proc_frames_n": 300,
-    "proc_repeats": 2,
+    "proc_repeats": 3,
 }
 QUICK = {
-    "t2l_n": 50_000,
+    "t2l_n": 100_000,
     "t2l_repeats": 1,
     "lat_n": 1_000,
     "lat_warmup": 100,
-    "l2t_n": 50_000,
+    "l2t_n": 100_000,
     "l2t_n_rtcbot025": 5_000,
-    "l2t_repeats": 1,
+    "l2t_repeats": 3,
     "close_reps": 3,
     "close_reps_rtcbot025": 1,
-    "proc_items_n": 10_000,
-    "proc_frames_n": 60,
+    "proc_items_n": 20_000,
+    "proc_frames_n": 100,
     "proc_repeats": 1,
 }
 
@@ -87,7 +93,7 @@ class Impl:
     process_start_methods: tuple[str, ...]
     notes: list[str]
 
-    def process_producer(self, kind: str, n: int, start_method: str):
+    def process_producer(self, kind: str, n: int, start_method: str, flow):
         raise NotImplementedError
 
 
@@ -113,13 +119,13 @@ class RTCBotImpl(Impl):
         else:
             self.process_start_methods = ("spawn", "fork")
 
-    def process_producer(self, kind: str, n: int, start_method: str):
+    def process_producer(self, kind: str, n: int, start_method: str, flow):
         cls = self.mod.ItemsProcessProducer
         if self.name == "rtcbot025":
             if multiprocessing.get_start_method() != start_method:
                 raise RuntimeError("RTCBot 0.2.5 runs with the default start method only")
-            return cls(kind, n, FRAME_SHAPE)
-        return cls(kind, n, FRAME_SHAPE, start_method=start_method)
+            return cls(kind, n, FRAME_SHAPE, flow)
+        return cls(kind, n, FRAME_SHAPE, flow, start_method=start_method)
 
 
 class MinimalImpl(Impl):
@@ -349,24 +355,37 @@ async def loop_to_thread_throughput(impl: Impl, n: int, repeats: int):
     }
 
 
+def _join_all(threads: list[threading.Thread], timeout: float) -> float:
+    """Join ``threads``; the perf_counter() at which the last one had ended (nan: timed out)."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            return math.nan
+    return time.perf_counter()
+
+
 async def idle_close(impl: Impl, which: str, reps: int, idle_s: float = 0.05):
     """Figure 4: close() of an idle threaded producer / consumer, and ``await obj`` after it."""
-    close_ms, await_ms, alive_after = [], [], 0
+    close_ms, await_ms, gone_ms = [], [], []
     for _ in range(reps):
         gc.collect()
         before = set(threading.enumerate())
         obj = impl.classes.Idle() if which == "producer" else impl.classes.Counting(0, None)
         await _ready(obj)
         await asyncio.sleep(idle_s)  # let it be idle (not synchronisation: the state is idle)
+        workers = [t for t in set(threading.enumerate()) - before if t.is_alive()]
         t0 = time.perf_counter()
         obj.close()
         t1 = time.perf_counter()
         await _closed(obj)
         t2 = time.perf_counter()
-        # Did `await obj` wait for the worker thread to end?
-        alive_after += any(t.is_alive() for t in set(threading.enumerate()) - before)
+        # When did the worker thread end (joined off the loop)? A thread that has run its last
+        # line is still is_alive() for a few microseconds, so this is a join, not a snapshot.
+        gone = await asyncio.to_thread(_join_all, workers, STEP_TIMEOUT_S)
         close_ms.append((t1 - t0) * 1e3)
         await_ms.append((t2 - t1) * 1e3)
+        gone_ms.append((gone - t1) * 1e3)
     return {
         "reps": reps,
         "idle_before_close_ms": idle_s * 1e3,
@@ -374,34 +393,72 @@ async def idle_close(impl: Impl, which: str, reps: int, idle_s: float = 0.05):
         "close_ms_max": max(close_ms),
         "await_after_close_ms_median": _median(await_ms),
         "await_after_close_ms_max": max(await_ms),
-        "worker_thread_alive_after_await": alive_after,
+        "thread_ended_after_close_ms_max": max(gone_ms),
         "close_ms": close_ms,
         "await_after_close_ms": await_ms,
     }
 
 
-async def process_producer_rate(impl: Impl, kind: str, n: int, start_method: str, repeats: int):
+class _ArrivalCounter:
+    """Reader side of figure 5, the same for the bridges and the raw baseline: counts items up
+    to END, checks frames, publishes the count to the child's flow window."""
+
+    def __init__(self, kind: str, flow) -> None:
+        self.kind = kind
+        self.flow = flow
+        self.count = 0
+        self.bad = 0
+        self.t_first = self.t_last = math.nan
+
+    def take(self, item) -> bool:
+        """Account for one item; False at END."""
+        from _workloads import END
+
+        if type(item) is int and item == END:
+            return False
+        self.t_last = time.perf_counter()
+        if self.count == 0:
+            self.t_first = self.t_last
+        if self.kind == "frames" and getattr(item, "shape", None) != FRAME_SHAPE:
+            self.bad += 1
+        self.count += 1
+        if self.count % self.flow.every == 0:
+            flow = self.flow
+            flow.received = self.count
+            if self.count >= flow.resume_at:
+                flow.credit.set()
+        return True
+
+    def result(self, n: int, t_create: float) -> dict:
+        return {
+            "per_s": _rate(self.count - 1, self.t_last - self.t_first),
+            "startup_s": self.t_first - t_create,
+            "received": self.count,
+            "dropped": n - self.count,
+            "bad_items": self.bad,
+            "flow_waits_in_child": self.flow.waits,
+        }
+
+
+async def process_producer_rate(
+    impl: Impl, kind: str, n: int, start_method: str, repeats: int, window: tuple
+):
     """Figure 5: a process producer's child puts ``n`` ints or frames; rate first->last item."""
+    from _workloads import ProcessFlow
+
     runs = []
     for _ in range(repeats):
         gc.collect()
+        flow = ProcessFlow(multiprocessing.get_context(start_method), *window)
+        counter = _ArrivalCounter(kind, flow)
         t_create = time.perf_counter()
-        producer = impl.process_producer(kind, n, start_method)
-        count = 0
-        t_first = t_last = math.nan
-        end = "n items"
-        bad = 0
+        producer = impl.process_producer(kind, n, start_method, flow)
+        end = "END"
         try:
             async with asyncio.timeout(STEP_TIMEOUT_S):
                 get = producer.get
-                while count < n:
-                    item = await get()
-                    t_last = time.perf_counter()
-                    if count == 0:
-                        t_first = t_last
-                    if kind == "frames" and item.shape != FRAME_SHAPE:
-                        bad += 1
-                    count += 1
+                while counter.take(await get()):
+                    pass
         except impl.closed as exc:
             end = type(exc).__name__
         except TimeoutError:
@@ -411,74 +468,56 @@ async def process_producer_rate(impl: Impl, kind: str, n: int, start_method: str
         producer.close()
         close_ms = (time.perf_counter() - t0) * 1e3
         await _closed(producer)
-        runs.append(
-            {
-                "per_s": _rate(count - 1, t_last - t_first),
-                "startup_s": t_first - t_create,
-                "received": count,
-                "end": end,
-                "bad_items": bad,
-                "close_ms": close_ms,
-                "producer_statistics": stats,
-            }
-        )
-    return _process_summary(kind, n, start_method, runs)
+        run = counter.result(n, t_create)
+        run.update(end=end, close_ms=close_ms, producer_statistics=stats)
+        runs.append(run)
+    return _process_summary(kind, n, start_method, window, runs)
 
 
-def _process_summary(kind, n, start_method, runs):
+def _process_summary(kind, n, start_method, window, runs):
     return {
         "kind": kind,
         "n": n,
         "start_method": start_method,
+        "flow_window": {"items_in_flight": window[0], "reader_publishes_every": window[1]},
         "per_s": _median([r["per_s"] for r in runs]),
-        "per_s_best": max(r["per_s"] for r in runs),
+        "per_s_min": min(r["per_s"] for r in runs),
+        "per_s_max": max(r["per_s"] for r in runs),
+        "dropped_max": max(r["dropped"] for r in runs),
         "runs": runs,
     }
 
 
-def _raw_reader(q, n: int, kind: str) -> dict:
+def _raw_reader(q, counter: _ArrivalCounter) -> None:
     """Parent side of the raw baseline: blocking ``q.get()`` in a thread, like a bridge's reader."""
-    count = 0
-    t_first = t_last = math.nan
-    bad = 0
-    while True:
-        item = q.get(timeout=STEP_TIMEOUT_S)
-        if item is None:
-            break
-        t_last = time.perf_counter()
-        if count == 0:
-            t_first = t_last
-        if kind == "frames" and item.shape != FRAME_SHAPE:
-            bad += 1
-        count += 1
-    return {"count": count, "t_first": t_first, "t_last": t_last, "bad": bad}
+    while counter.take(q.get(timeout=STEP_TIMEOUT_S)):
+        pass
 
 
-async def raw_queue_rate(kind: str, n: int, start_method: str, repeats: int):
+async def raw_queue_rate(kind: str, n: int, start_method: str, repeats: int, window: tuple):
     """Figure 5 baseline: raw multiprocessing.Queue, the same child loop, the same start method."""
     from _minimal import raw_process_child
+    from _workloads import ProcessFlow
 
     ctx = multiprocessing.get_context(start_method)
     runs = []
     for _ in range(repeats):
         gc.collect()
+        flow = ProcessFlow(ctx, *window)
+        counter = _ArrivalCounter(kind, flow)
         t_create = time.perf_counter()
         q = ctx.Queue()
-        child = ctx.Process(target=raw_process_child, args=(q, kind, n, FRAME_SHAPE), daemon=True)
+        child = ctx.Process(
+            target=raw_process_child, args=(q, kind, n, FRAME_SHAPE, flow), daemon=True
+        )
         child.start()
-        got = await asyncio.to_thread(_raw_reader, q, n, kind)
+        await asyncio.to_thread(_raw_reader, q, counter)
         await asyncio.to_thread(child.join, STEP_TIMEOUT_S)
         q.close()
-        runs.append(
-            {
-                "per_s": _rate(got["count"] - 1, got["t_last"] - got["t_first"]),
-                "startup_s": got["t_first"] - t_create,
-                "received": got["count"],
-                "bad_items": got["bad"],
-                "exitcode": child.exitcode,
-            }
-        )
-    return _process_summary(kind, n, start_method, runs)
+        run = counter.result(n, t_create)
+        run.update(exitcode=child.exitcode)
+        runs.append(run)
+    return _process_summary(kind, n, start_method, window, runs)
 
 
 async def _guard(results: dict, key: str, coro) -> None:
@@ -506,6 +545,12 @@ async def run_impl(name: str, sizes: dict, window: int | None, only: set[str] | 
             "thread_to_loop_throughput",
             thread_to_loop_throughput(impl, sizes["t2l_n"], sizes["t2l_repeats"], window),
         )
+    if want("thread_to_loop_unthrottled"):
+        await _guard(
+            res,
+            "thread_to_loop_unthrottled",
+            thread_to_loop_throughput(impl, sizes["t2l_n"], 1, None),
+        )
     if want("thread_to_loop_latency"):
         await _guard(
             res,
@@ -523,16 +568,19 @@ async def run_impl(name: str, sizes: dict, window: int | None, only: set[str] | 
     for which in ("producer", "consumer"):
         if want(f"close_idle_{which}"):
             await _guard(res, f"close_idle_{which}", idle_close(impl, which, reps))
-    for kind, n in (("items", sizes["proc_items_n"]), ("frames", sizes["proc_frames_n"])):
+    for kind, n, pwindow in (
+        ("items", sizes["proc_items_n"], (window, 64)),
+        ("frames", sizes["proc_frames_n"], (FRAME_WINDOW, 1)),
+    ):
         key = f"process_{kind}"
         if not want(key):
             continue
         res[key] = {}
         for method in impl.process_start_methods:
             if name == "minimal":
-                coro = raw_queue_rate(kind, n, method, sizes["proc_repeats"])
+                coro = raw_queue_rate(kind, n, method, sizes["proc_repeats"], pwindow)
             else:
-                coro = process_producer_rate(impl, kind, n, method, sizes["proc_repeats"])
+                coro = process_producer_rate(impl, kind, n, method, sizes["proc_repeats"], pwindow)
             await _guard(res[key], method, coro)
     return {"impl": name, "environment": _environment(name), "notes": impl.notes, "results": res}
 
@@ -554,10 +602,10 @@ def _environment(name: str) -> dict:
         "default_start_method": multiprocessing.get_start_method(),
     }
     if name != "minimal":
-        import rtcbot
+        import rtcbot.base
 
         env["rtcbot_version"] = version("rtcbot")
-        env["rtcbot_file"] = rtcbot.__file__
+        env["rtcbot_base_file"] = rtcbot.base.__file__
     return env
 
 
@@ -589,8 +637,7 @@ def _run_child(name: str, python: str, args: argparse.Namespace) -> dict:
         cmd.append("--quick")
     if args.only:
         cmd += ["--only", args.only]
-    if args.window is not None:
-        cmd += ["--window", str(args.window)]
+    cmd += ["--window", str(args.window)]
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     if name == "rtcbot":
@@ -629,7 +676,7 @@ def _ratio(a, b) -> float | None:
         r = a / b
     except (TypeError, ZeroDivisionError):
         return None
-    return None if math.isnan(r) else round(r, 3)
+    return None if not math.isfinite(r) else float(f"{r:.4g}")
 
 
 def _get(doc: dict, *path):
@@ -671,6 +718,19 @@ def combine(children: dict[str, dict], sizes: dict, quick: bool, window) -> dict
             if window
             else "none: the worker puts as fast as it can"
         ),
+    }
+    v = side_by_side("thread_to_loop_unthrottled", "items_per_s")
+    figures["thread_to_loop_unthrottled"] = {
+        "unit": "items delivered/s, one run, no flow control",
+        "what": "the worker puts as fast as it can; a bounded bridge drops (rtcbot: oldest "
+        "first, counted in statistics()), an unbounded one grows its queue",
+        "items_per_s": v,
+        "delivered": side_by_side("thread_to_loop_unthrottled", "delivered_min"),
+        "dropped": side_by_side("thread_to_loop_unthrottled", "dropped_max"),
+        "ratio": {
+            "rtcbot/rtcbot025": _ratio(v.get("rtcbot"), v.get("rtcbot025")),
+            "rtcbot/minimal": _ratio(v.get("rtcbot"), v.get("minimal")),
+        },
     }
 
     # 2. latency
@@ -725,7 +785,7 @@ def combine(children: dict[str, dict], sizes: dict, quick: bool, window) -> dict
             "close_ms_max": side_by_side(key, "close_ms_max"),
             "await_after_close_ms_median": a,
             "await_after_close_ms_max": side_by_side(key, "await_after_close_ms_max"),
-            "worker_thread_alive_after_await": side_by_side(key, "worker_thread_alive_after_await"),
+            "thread_ended_after_close_ms_max": side_by_side(key, "thread_ended_after_close_ms_max"),
             "ratio_close": {
                 "rtcbot/rtcbot025": _ratio(c.get("rtcbot"), c.get("rtcbot025")),
                 "rtcbot/minimal": _ratio(c.get("rtcbot"), c.get("minimal")),
@@ -783,9 +843,16 @@ def combine(children: dict[str, dict], sizes: dict, quick: bool, window) -> dict
     errors = {
         name: doc["error"] for name, doc in children.items() if isinstance(doc.get("error"), str)
     }
+    targets = {
+        f"{key}: {target}": ok
+        for key, fig in figures.items()
+        for target, ok in fig.get("targets", {}).items()
+    }
     return {
         "benchmark": "bridges",
         "mode": "quick" if quick else "full",
+        "targets": targets,
+        "all_targets_met": all(ok is True for ok in targets.values()),
         "meta": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -831,17 +898,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--window",
         type=int,
-        default=None,
-        help="flow-control window of figure 1 (default: %(default)s = put as fast as possible)",
+        default=DEFAULT_WINDOW,
+        help="flow-control window of figure 1, items in flight (default: %(default)s; "
+        "0: none, the worker puts as fast as it can)",
     )
     parser.add_argument("--child-timeout", type=float, default=300.0)
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    window = args.window or None
     only = set(args.only.split(",")) if args.only else None
 
     if args.impl:
-        doc = asyncio.run(run_impl(args.impl, sizes, args.window, only))
+        doc = asyncio.run(run_impl(args.impl, sizes, window, only))
         json.dump(_finite(doc), sys.stdout)
         sys.stdout.write("\n")
         return 0
@@ -859,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             python = sys.executable
         children[name] = _run_child(name, python, args)
-    doc = combine(children, sizes, args.quick, args.window)
+    doc = combine(children, sizes, args.quick, window)
     text = json.dumps(_finite(doc), indent=1)
     print(text)
     if args.out:

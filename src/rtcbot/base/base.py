@@ -130,6 +130,11 @@ class BaseSubscriptionProducer(baseEventHandler):
             deliver = subscription
         self._ensureLoop()
         if self._shouldClose:
+            # Closed: the first subscriber still gets what was produced before anyone
+            # subscribed (a source that ended on its own), then the end of the stream.
+            early, self._early = self._early, None
+            if early is not None:
+                self._handOver(early, _Target(subscription, deliver))
             if isinstance(subscription, BaseSubscription):
                 subscription.close()
             return subscription
@@ -186,7 +191,7 @@ class BaseSubscriptionProducer(baseEventHandler):
         subscription drained. Cancelling the wait loses nothing. Several independent readers
         should each ``subscribe()`` instead of sharing ``get()``."""
         if self._defaultSubscription is None:
-            if self._shouldClose:
+            if self._shouldClose and self._early is None:
                 raise SubscriptionClosed(f"{type(self).__name__} is closed")
             self._defaultSubscription = self.subscribe()
         return await self._defaultSubscription.get()
@@ -250,7 +255,8 @@ class BaseSubscriptionProducer(baseEventHandler):
         self._shouldClose = True
         fanout, self._fanout = self._fanout, ()
         self._targets = {}
-        self._early = None
+        if self._early is not None and not _has_items(self._early):
+            self._early = None
         for target in fanout:
             sub = target.subscription
             owner = getattr(target.deliver, "__self__", None)
@@ -261,6 +267,14 @@ class BaseSubscriptionProducer(baseEventHandler):
         if self._defaultSubscription is not None:
             self._defaultSubscription.close()
         super().close()
+
+
+def _has_items(subscription: Any) -> bool:
+    stats = getattr(subscription, "statistics", None)
+    if stats is not None:
+        return stats().buffered > 0
+    empty = getattr(subscription, "empty", None)
+    return empty is not None and not empty()
 
 
 class BaseSubscriptionConsumer(baseEventHandler):
