@@ -9,6 +9,7 @@ import resource
 
 import numpy as np
 import pytest
+
 from bridge_workers import (
     ProcCounter,
     ProcDoubler,
@@ -21,7 +22,6 @@ from bridge_workers import (
     ProcStubborn,
     ProcUnpicklableError,
 )
-
 from rtcbot.base import SubscriptionClosed, WorkerError
 
 pytestmark = pytest.mark.process
@@ -119,7 +119,7 @@ async def test_consumer_receives_and_sees_close(method):
         c.put_nowait(i)
     got = []
     while len(got) < 10:
-        kind, value = await asyncio.to_thread(_recv_with_timeout, reader)
+        _, value = await asyncio.to_thread(_recv_with_timeout, reader)
         got.append(value)
     assert got == list(range(10))
     c.close()

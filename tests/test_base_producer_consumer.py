@@ -104,7 +104,7 @@ async def test_consumer_reading_a_producer_sees_the_end_once_then_direct_data():
     async with asyncio.timeout(2):
         assert await c.get() == "a"
         p.close()
-        with pytest.raises(SubscriptionClosed, match="ended|closed"):
+        with pytest.raises(SubscriptionClosed, match=r"ended|closed"):
             await c.get()
         assert c.subscription is None  # back to put_nowait data
         c.put_nowait("b")

@@ -7,6 +7,7 @@ import asyncio
 import threading
 
 import pytest
+
 from bridge_workers import (
     CountingProducer,
     FailingConsumer,
@@ -14,9 +15,13 @@ from bridge_workers import (
     GatedProducer,
     RecordingConsumer,
 )
-
-from rtcbot.base import SubscriptionClosed, SubscriptionFull, SubscriptionProducer
-from rtcbot.base import ThreadedSubscriptionConsumer, ThreadedSubscriptionProducer
+from rtcbot.base import (
+    SubscriptionClosed,
+    SubscriptionFull,
+    SubscriptionProducer,
+    ThreadedSubscriptionConsumer,
+    ThreadedSubscriptionProducer,
+)
 from rtcbot.subscriptions import MostRecentSubscription
 from rtcbot.testing import check_consumer, check_producer
 

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from rtcbot.base import SubscriptionClosed, SubscriptionFull
+from rtcbot.base import SubscriptionClosed, SubscriptionFull, SubscriptionProducer
 from rtcbot.subscriptions import (
     CallbackSubscription,
     DelayedSubscription,
@@ -17,7 +17,6 @@ from rtcbot.subscriptions import (
     QueueSubscription,
     RebatchSubscription,
 )
-from rtcbot.base import SubscriptionProducer
 
 
 def test_queue_refuses_when_full_and_keeps_what_it_has():

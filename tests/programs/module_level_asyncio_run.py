@@ -1,7 +1,11 @@
 # Objects created at module level, before any loop; the program then uses asyncio.run.
 import asyncio
 
-from rtcbot.base import SubscriptionClosed, ThreadedSubscriptionConsumer, ThreadedSubscriptionProducer
+from rtcbot.base import (
+    SubscriptionClosed,
+    ThreadedSubscriptionConsumer,
+    ThreadedSubscriptionProducer,
+)
 
 
 class Sensor(ThreadedSubscriptionProducer):

@@ -6,7 +6,11 @@ import signal
 
 from aiohttp import web
 
-from rtcbot.base import ThreadedSubscriptionConsumer, ThreadedSubscriptionProducer, SubscriptionClosed
+from rtcbot.base import (
+    SubscriptionClosed,
+    ThreadedSubscriptionConsumer,
+    ThreadedSubscriptionProducer,
+)
 
 
 class Sensor(ThreadedSubscriptionProducer):

@@ -312,7 +312,9 @@ class BaseSubscriptionConsumer(baseEventHandler):
         when the consumer is closed and :class:`SubscriptionFull` when its buffer is full
         (nothing buffered is lost)."""
         if self._shouldClose:
-            raise SubscriptionClosed(f"{type(self).__name__} is closed: cannot put {describe(data)}")
+            raise SubscriptionClosed(
+                f"{type(self).__name__} is closed: cannot put {describe(data)}"
+            )
         if self._subscription is not self._directPutSubscription:
             self._switchTo(self._directPutSubscription)
         self._directPutSubscription.put_nowait(data)

@@ -34,7 +34,12 @@ from typing import Any
 
 from .errors import SubscriptionClosed, WorkerError
 from .subscriptions import QueueSubscription
-from .thread import _CLOSED, _SOURCE_ENDED, ThreadedSubscriptionConsumer, ThreadedSubscriptionProducer
+from .thread import (
+    _CLOSED,
+    _SOURCE_ENDED,
+    ThreadedSubscriptionConsumer,
+    ThreadedSubscriptionProducer,
+)
 
 __all__ = [
     "ProcessSubscriptionConsumer",
@@ -217,7 +222,7 @@ def _child_main(cls: type, state: dict[str, Any], role: str, closeEvent: Any,
         getattr(obj, role)()
     except SubscriptionClosed:
         link.outbox.control("exit")
-    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+    except BaseException as exc:
         link.outbox.control("error", exc)
     else:
         link.outbox.control("exit")

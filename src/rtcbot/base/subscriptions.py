@@ -430,7 +430,9 @@ class RebatchSubscription(BaseSubscription[np.ndarray]):
         if self._remainder is not None:
             rem = self._remainder
             if rem.ndim != data.ndim or any(
-                a != b for i, (a, b) in enumerate(zip(rem.shape, data.shape)) if i != axis
+                a != b
+                for i, (a, b) in enumerate(zip(rem.shape, data.shape, strict=True))
+                if i != axis
             ):
                 raise ValueError(
                     f"RebatchSubscription cannot join {describe(element)} to buffered samples "

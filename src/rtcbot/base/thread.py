@@ -278,7 +278,9 @@ class ThreadedSubscriptionConsumer(
         ``putSubscription`` source. Raises :class:`SubscriptionClosed` after close and
         :class:`SubscriptionFull` when ``backlog`` elements are already waiting."""
         if self._shouldClose:
-            raise SubscriptionClosed(f"{type(self).__name__} is closed: cannot put {describe(data)}")
+            raise SubscriptionClosed(
+                f"{type(self).__name__} is closed: cannot put {describe(data)}"
+            )
         if self._source is not None:
             self._stopPump()
         q = self._queue
