@@ -241,3 +241,37 @@ def test_worker_survives_the_loop_ending():
     finally:
         threading.excepthook = old_hook
     assert failures == []
+
+
+async def test_a_batch_arriving_before_any_subscriber_is_kept():
+    class PutThenSignal(ThreadedSubscriptionProducer):
+        def __init__(self):
+            self.done = threading.Event()
+            super().__init__()
+
+        def _producer(self):
+            for i in range(100):
+                self._put_nowait(i)
+            self.done.set()
+            self._closing.wait()
+
+    p = PutThenSignal()
+    # The worker scheduled the drain before it set `done`, so the drain runs (with nobody
+    # subscribed) before this task resumes.
+    assert await asyncio.to_thread(p.done.wait, 5)
+    async with asyncio.timeout(5):
+        got = [await p.get() for _ in range(100)]
+    assert got == list(range(100))
+    p.close()
+
+
+async def test_default_workers_report_ready():
+    p, c = ThreadedSubscriptionProducer(), ThreadedSubscriptionConsumer()
+    async with asyncio.timeout(5):
+        await p.onReady()
+        await c.onReady()
+    p.close()
+    c.close()
+    async with asyncio.timeout(5):
+        await p
+        await c

@@ -14,6 +14,7 @@ from .errors import SubscriptionClosed, SubscriptionFull
 from .events import _call_kind, baseEventHandler
 from .subscriptions import (
     BaseSubscription,
+    MostRecentSubscription,
     NoClosedSubscription,
     QueueSubscription,
     describe,
@@ -33,11 +34,13 @@ __all__ = [
 class _Target:
     """One subscriber of a producer, with how to deliver to it and its failure count."""
 
-    __slots__ = ("deliver", "failures", "subscription")
+    __slots__ = ("deliver", "deliver_many", "failures", "subscription")
 
     def __init__(self, subscription: Any, deliver: Any) -> None:
         self.subscription = subscription
         self.deliver = deliver
+        # A bulk path for rtcbot's own queues: a whole batch from a thread in one call.
+        self.deliver_many = getattr(subscription, "_put_many", None)
         self.failures = 0
 
 
@@ -100,11 +103,12 @@ class BaseSubscriptionProducer(baseEventHandler):
         self._targets: dict[int, _Target] = {}
         self._fanout: tuple[_Target, ...] = ()
         self._defaultSubscription: Any = None
+        self._fastGet: Any = None  # get_nowait of the default subscription, if it is ours
         # Elements produced before the first subscriber; handed to it, then dropped.
         self._early: Any = defaultSubscriptionClass()
         self._earlyDropped = 0
         if defaultAutosubscribe:
-            self._defaultSubscription = self.subscribe()
+            self._setDefaultSubscription(self.subscribe())
 
     # ---------------------------------------------------------------- subscribing
 
@@ -171,6 +175,7 @@ class BaseSubscriptionProducer(baseEventHandler):
             if subscription is None:
                 return
             self._defaultSubscription = None
+            self._fastGet = None
         target = self._targets.pop(id(subscription), None)
         if target is None:
             raise KeyError(f"{subscription!r} is not subscribed to {self!r}")
@@ -184,17 +189,38 @@ class BaseSubscriptionProducer(baseEventHandler):
         for target in list(self._fanout):
             self.unsubscribe(target.subscription)
         self._defaultSubscription = None
+        self._fastGet = None
 
     async def get(self) -> Any:
         """The next element, from the producer's default subscription (created at the first
         call). Raises :class:`SubscriptionClosed` once the producer is closed and the
         subscription drained. Cancelling the wait loses nothing. Several independent readers
         should each ``subscribe()`` instead of sharing ``get()``."""
-        if self._defaultSubscription is None:
+        fast = self._fastGet
+        if fast is not None:
+            try:  # the common case of a busy stream: no extra coroutine
+                return fast()
+            except (IndexError, asyncio.QueueEmpty):
+                pass
+        subscription = self._defaultSubscription
+        if subscription is None:
             if self._shouldClose and self._early is None:
                 raise SubscriptionClosed(f"{type(self).__name__} is closed")
-            self._defaultSubscription = self.subscribe()
-        return await self._defaultSubscription.get()
+            subscription = self._setDefaultSubscription(self.subscribe())
+        return await subscription.get()
+
+    def _setDefaultSubscription(self, subscription: Any) -> Any:
+        self._defaultSubscription = subscription
+        kind = type(subscription)
+        if kind is QueueSubscription:
+            # its buffer's own popleft: the next element, or IndexError (then the slow path
+            # waits, or reports the end of the stream)
+            self._fastGet = subscription._items.popleft
+        elif kind is MostRecentSubscription:
+            self._fastGet = subscription.get_nowait
+        else:
+            self._fastGet = None
+        return subscription
 
     # ---------------------------------------------------------------- producing
 
@@ -204,16 +230,17 @@ class BaseSubscriptionProducer(baseEventHandler):
         except Exception as exc:
             self._deliveryFailed(target, element, exc)
 
-    def _deliveryFailed(self, target: _Target, element: Any, exc: Exception) -> None:
-        target.failures += 1
-        n = target.failures
-        if n in (1, 10, 100, 1000) or n % 10000 == 0:
-            if isinstance(exc, SubscriptionFull):
+    def _deliveryFailed(
+        self, target: _Target, element: Any, exc: Exception | None, count: int = 1
+    ) -> None:
+        before = target.failures
+        target.failures = n = before + count
+        if any(before < mark <= n for mark in (1, 10, 100, 1000)) or n // 10000 > before // 10000:
+            if exc is None or isinstance(exc, SubscriptionFull):
                 self._log.warning(
-                    "subscriber %r is not keeping up: %d elements dropped so far (%s)",
+                    "subscriber %r is not keeping up: %d elements dropped so far",
                     target.subscription,
                     n,
-                    exc,
                 )
             elif isinstance(exc, SubscriptionClosed):
                 self._log.warning(
@@ -246,6 +273,34 @@ class BaseSubscriptionProducer(baseEventHandler):
                 target.deliver(element)
             except Exception as exc:
                 self._deliveryFailed(target, element, exc)
+
+    def _put_many(self, elements: list[Any]) -> None:
+        """Deliver a batch (a list, in order) to every subscriber; the same as calling
+        ``_put_nowait`` for each element, with one call per subscriber where it can take the
+        whole batch."""
+        fanout = self._fanout
+        if not fanout:
+            for element in elements:  # not self._put_nowait: subclasses override it
+                BaseSubscriptionProducer._put_nowait(self, element)
+            return
+        for target in fanout:
+            deliver_many = target.deliver_many
+            if deliver_many is not None:
+                try:
+                    lost = deliver_many(elements)
+                except Exception as exc:
+                    lost = len(elements)
+                    self._deliveryFailed(target, elements[-1], exc, lost)
+                else:
+                    if lost:
+                        self._deliveryFailed(target, elements[-1], None, lost)
+                continue
+            deliver = target.deliver
+            for element in elements:
+                try:
+                    deliver(element)
+                except Exception as exc:
+                    self._deliveryFailed(target, element, exc)
 
     def close(self) -> None:
         """Stop producing: every subscription created by this producer is closed, so its

@@ -455,7 +455,9 @@ class ProcessSubscriptionProducer(_ProcessMixin, ThreadedSubscriptionProducer):
         self._initProcess(joinTimeout, start_method, before, self._backlog)
 
     def _producer(self) -> None:
-        """Override: runs in the child process. The default waits until closed."""
+        """Override: runs in the child process. The default reports ready and waits until
+        closed."""
+        self._setReady(True)
         self._closing.wait()
 
     def _work(self) -> None:
@@ -550,7 +552,7 @@ class ProcessSubscriptionProducerConsumer(
             self, defaultSubscriptionType, logger, loop, daemonProcess, backlog=backlog
         )
         if defaultAutosubscribe:
-            self._defaultSubscription = self.subscribe()
+            self._setDefaultSubscription(self.subscribe())
         self._initProcess(joinTimeout, start_method, before, self._backlog)
 
     def _producerConsumer(self) -> None:

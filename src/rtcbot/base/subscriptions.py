@@ -111,6 +111,14 @@ class _Waiters:
                 future.set_result(None)
                 return
 
+    def wake(self, n: int) -> None:
+        futures = self._futures
+        while n > 0 and futures:
+            future = futures.popleft()
+            if not future.done():
+                future.set_result(None)
+                n -= 1
+
     def wake_all(self) -> None:
         futures = self._futures
         while futures:
@@ -205,9 +213,22 @@ class QueueSubscription(BaseSubscription[T]):
         self.maxsize = maxsize
         self.overflow = overflow
         self._items: collections.deque[T] = collections.deque()
+        self._accepted = 0  # delivered = accepted - dropped oldest - buffered (get stays lean)
 
     def _buffered(self) -> int:
         return len(self._items)
+
+    def statistics(self) -> SubscriptionStatistics:
+        buffered = len(self._items)
+        evicted = self._evicted
+        return SubscriptionStatistics(
+            buffered, self._peak, self._dropped, self._accepted - evicted - buffered
+        )
+
+    @property
+    def _evicted(self) -> int:
+        # accepted elements that were later dropped to make room (drop_oldest only)
+        return self._dropped if self.overflow == "drop_oldest" else 0
 
     def put_nowait(self, element: T) -> None:
         """Append ``element``; see the class docstring for a full queue. Raises
@@ -224,21 +245,48 @@ class QueueSubscription(BaseSubscription[T]):
                 )
             items.popleft()
         items.append(element)
+        self._accepted += 1
         if len(items) > self._peak:
             self._peak = len(items)
         self._waiters.wake_one()
+
+    def _put_many(self, elements: list[T]) -> int:
+        """Append a batch with one wake-up, applying the overflow policy as ``put_nowait`` would
+        element by element. Returns how many elements were lost (refused or dropped); raises
+        :class:`SubscriptionClosed` if closed."""
+        if self._closed:
+            raise SubscriptionClosed("cannot put: subscription is closed")
+        items = self._items
+        room = self.maxsize - len(items)
+        lost = 0
+        if len(elements) <= room:
+            items.extend(elements)
+            self._accepted += len(elements)
+        elif self.overflow == "raise":
+            lost = len(elements) - room
+            items.extend(elements[:room])
+            self._accepted += room
+        else:
+            items.extend(elements)
+            self._accepted += len(elements)
+            lost = len(items) - self.maxsize
+            for _ in range(lost):
+                items.popleft()
+        self._dropped += lost
+        if len(items) > self._peak:
+            self._peak = len(items)
+        self._waiters.wake(len(elements) - lost)
+        return lost
 
     def get_nowait(self) -> T:
         """Return the oldest element; ``asyncio.QueueEmpty`` if none is buffered,
         :class:`SubscriptionClosed` if closed and empty."""
         try:
-            element = self._items.popleft()
+            return self._items.popleft()
         except IndexError:
             if self._closed:
                 raise SubscriptionClosed("subscription is closed") from None
             raise asyncio.QueueEmpty from None
-        self._delivered += 1
-        return element
 
     def qsize(self) -> int:
         """Number of buffered elements (``asyncio.Queue`` compatible)."""

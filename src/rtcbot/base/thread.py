@@ -156,7 +156,9 @@ class ThreadedSubscriptionProducer(
         self._inboxDropped = 0
 
     def _producer(self) -> None:
-        """Override: runs in the worker thread. The default waits until closed."""
+        """Override: runs in the worker thread. The default reports ready and waits until
+        closed."""
+        self._setReady(True)
         self._closing.wait()
 
     def _work(self) -> None:
@@ -184,13 +186,19 @@ class ThreadedSubscriptionProducer(
         if self._shouldClose:
             inbox.clear()
             return
-        deliver = BaseSubscriptionProducer._put_nowait
-        for _ in range(_SLICE):
-            try:
-                element = inbox.popleft()
-            except IndexError:
-                return
-            deliver(self, element)
+        popleft = inbox.popleft
+        try:
+            batch = [popleft() for _ in range(min(len(inbox), _SLICE))]
+        except IndexError:  # the worker dropped the oldest meanwhile (its backlog was full)
+            batch = []
+            while inbox and len(batch) < _SLICE:
+                try:
+                    batch.append(popleft())
+                except IndexError:
+                    break
+        if not batch:
+            return
+        BaseSubscriptionProducer._put_many(self, batch)
         if inbox and not self._drainPending:
             self._drainPending = True
             asyncio.get_running_loop().call_soon(self._drain)
@@ -365,7 +373,9 @@ class ThreadedSubscriptionConsumer(
     # ------------------------------------------------------------ worker side
 
     def _consumer(self) -> None:
-        """Override: runs in the worker thread. The default reads and discards elements."""
+        """Override: runs in the worker thread. The default reports ready, then reads and
+        discards elements."""
+        self._setReady(True)
         while True:
             self._get()
 
