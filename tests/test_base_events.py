@@ -131,3 +131,16 @@ async def test_async_with_closes():
 async def test_bad_subscriber_type_is_a_type_error():
     with pytest.raises(TypeError, match="42"):
         baseEventHandler().onClose(42)
+
+
+async def test_subscribing_after_the_event_runs_at_once():
+    obj = baseEventHandler()
+    obj._setReady(True)
+    calls = []
+    obj.onReady(lambda: calls.append("ready"))
+    assert calls == ["ready"]
+    boom = ValueError("x")
+    obj._setError(boom)
+    obj.onError(calls.append)
+    obj.onClose(lambda: calls.append("closed"))
+    assert calls == ["ready", boom, "closed"]

@@ -283,7 +283,15 @@ class baseEventHandler:
         self._ensureLoop()
         if subscription is None:
             return _EventAwaitable(self, kind)
-        self._eventSubscribers[kind].append((subscription, _call_kind(subscription)))
+        how = _call_kind(subscription)
+        self._eventSubscribers[kind].append((subscription, how))
+        # An event that already happened is delivered at once (like awaiting it).
+        if kind == "ready" and self._readyFlag:
+            self._deliverEvent(kind, subscription, how, ())
+        elif kind == "close" and self._closedFlag:
+            self._deliverEvent(kind, subscription, how, ())
+        elif kind == "error" and self._errorValue is not None:
+            self._deliverEvent(kind, subscription, how, (self._errorValue,))
         return subscription
 
     def onReady(self, subscription: Any = None) -> Any:
@@ -291,9 +299,11 @@ class baseEventHandler:
 
         ``subscription`` may be a callable (called with no argument), a coroutine function
         (started as a task) or an object with ``put_nowait`` (receives ``True``); it is returned,
-        so this works as a decorator. With no argument, returns an awaitable:
-        ``await obj.onReady()`` returns once ready, and raises the object's error (or
-        :class:`SubscriptionClosed`) if it closes first. Cancelling that await is harmless.
+        so this works as a decorator. If the object is already ready it runs at once (the
+        same holds for ``onClose`` on a closed object and ``onError`` on a failed one). With
+        no argument, returns an awaitable: ``await obj.onReady()`` returns once ready, and
+        raises the object's error (or :class:`SubscriptionClosed`) if it closes first.
+        Cancelling that await is harmless.
         """
         return self._subscribeEvent("ready", subscription)
 
@@ -351,22 +361,26 @@ class baseEventHandler:
 
     def _fire(self, kind: str, *args: Any) -> None:
         for subscriber, how in list(self._eventSubscribers[kind]):
-            try:
-                if how == "put":
-                    subscriber.put_nowait(args[0] if args else None)
-                elif how == "coro":
-                    if _running_loop() is None:
-                        self._log.warning(
-                            "on%s coroutine %r not run: no event loop is running",
-                            kind.capitalize(),
-                            subscriber,
-                        )
-                        continue
-                    self._spawn(subscriber(*args), critical=False)
-                else:
-                    subscriber(*args)
-            except Exception:
-                self._log.exception("on%s subscriber %r raised", kind.capitalize(), subscriber)
+            self._deliverEvent(kind, subscriber, how, args)
+
+    def _deliverEvent(self, kind: str, subscriber: Any, how: str, args: tuple) -> None:
+        try:
+            if how == "put":
+                value = args[0] if args else (True if kind == "ready" else None)
+                subscriber.put_nowait(value)
+            elif how == "coro":
+                if _running_loop() is None:
+                    self._log.warning(
+                        "on%s coroutine %r not run: no event loop is running",
+                        kind.capitalize(),
+                        subscriber,
+                    )
+                    return
+                self._spawn(subscriber(*args), critical=False)
+            else:
+                subscriber(*args)
+        except Exception:
+            self._log.exception("on%s subscriber %r raised", kind.capitalize(), subscriber)
 
     def _setReady(self, value: bool = True) -> None:
         """Mark the object ready (``True``: fires onReady once per transition) or not ready
