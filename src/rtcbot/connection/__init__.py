@@ -1,0 +1,45 @@
+"""WebRTC connections: :class:`RTCConnection`, its data channels and its media handlers.
+
+This is the only part of rtcbot that uses aiortc.
+"""
+
+from ._connection import (
+    ConnectionLost,
+    InvalidDescription,
+    PeerVanished,
+    RTCConnection,
+    SignalingError,
+    make_configuration,
+    validate_description,
+)
+from ._datachannel import DataChannel, DataChannelStatistics
+from ._heartbeat import HeartbeatStatistics
+from ._media import (
+    AudioReceiver,
+    AudioSender,
+    ConnectionAudioHandler,
+    ConnectionVideoHandler,
+    MediaError,
+    VideoReceiver,
+    VideoSender,
+)
+
+__all__ = [
+    "AudioReceiver",
+    "AudioSender",
+    "ConnectionAudioHandler",
+    "ConnectionLost",
+    "ConnectionVideoHandler",
+    "DataChannel",
+    "DataChannelStatistics",
+    "HeartbeatStatistics",
+    "InvalidDescription",
+    "MediaError",
+    "PeerVanished",
+    "RTCConnection",
+    "SignalingError",
+    "VideoReceiver",
+    "VideoSender",
+    "make_configuration",
+    "validate_description",
+]
