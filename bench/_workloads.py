@@ -28,6 +28,7 @@ class Flow:
     ``window`` items are in flight and resumes when the backlog is down to half the window.
     The reader's per-item cost is one store and one comparison (``received >= resume_at``);
     ``resume_at`` is ``NEVER`` unless the worker waits. With ``window=None`` it never waits.
+    See :meth:`on_received` for the reader's side.
     """
 
     __slots__ = ("credit", "received", "resume_at", "waits", "window")
@@ -40,9 +41,11 @@ class Flow:
         self.credit = threading.Event()
 
     def on_received(self, count: int) -> None:
-        """Reader side, after each item (inlined by the reader for speed)."""
+        """Reader side, after each item (inlined by the reader for speed). The credit is set
+        once per wait: setting an event takes a lock, and the worker may take a while to run
+        and clear ``resume_at``."""
         self.received = count
-        if count >= self.resume_at:
+        if count >= self.resume_at and not self.credit.is_set():
             self.credit.set()
 
     def wait_for_room(self, sent: int) -> None:
