@@ -275,3 +275,23 @@ async def test_default_workers_report_ready():
     async with asyncio.timeout(5):
         await p
         await c
+
+
+async def test_consumer_overflow_drop_oldest():
+    gate = threading.Event()
+
+    class Slow(RecordingConsumer):
+        def _consumer(self):
+            gate.wait(10)
+            super()._consumer()
+
+    c = Slow(backlog=3, overflow="drop_oldest")
+    for i in range(10):
+        c.put_nowait(i)  # never raises: the oldest waiting element makes room
+    assert c.statistics() == {"backlog": 3, "dropped": 7}
+    gate.set()
+    assert await asyncio.to_thread(c.wait_for, 3)
+    assert c.items == [7, 8, 9]
+    c.close()
+    with pytest.raises(ValueError, match="overflow"):
+        ThreadedSubscriptionConsumer(overflow="block")

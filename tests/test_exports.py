@@ -62,3 +62,8 @@ def test_import_rtcbot_is_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_exported_name_resolves():
+    for name in rtcbot.__all__:
+        assert getattr(rtcbot, name) is not None, name

@@ -20,6 +20,7 @@ _EXPORTS = {
     "SubscriptionClosed": "rtcbot.base.errors",
     "SubscriptionFull": "rtcbot.base.errors",
     "RTCBotError": "rtcbot.base.errors",
+    "DeviceError": "rtcbot.base.errors",
     "BaseSubscription": "rtcbot.base.subscriptions",
     "QueueSubscription": "rtcbot.base.subscriptions",
     "MostRecentSubscription": "rtcbot.base.subscriptions",
@@ -30,8 +31,10 @@ _EXPORTS = {
     "RebatchSubscription": "rtcbot.base.subscriptions",
     "SubscriptionStatistics": "rtcbot.base.subscriptions",
     "RTCConnection": "rtcbot.connection",
+    "DataChannel": "rtcbot.connection",
     "Websocket": "rtcbot.websocket",
     "getRTCBotJS": "rtcbot.javascript",
+    "getRTCBotJSModule": "rtcbot.javascript",
     "CVCamera": "rtcbot.camera",
     "PiCamera": "rtcbot.camera",
     "PiCamera2": "rtcbot.camera",
@@ -43,6 +46,14 @@ _EXPORTS = {
     "Keyboard": "rtcbot.inputs",
     "SerialConnection": "rtcbot.arduino",
     "GPS": "rtcbot.devices.gps",
+    "SerialError": "rtcbot.arduino",
+    "NoInputDeviceError": "rtcbot.inputs",
+    "TestPattern": "rtcbot.devices.sources",
+    "VideoFile": "rtcbot.devices.sources",
+    "FrameInfo": "rtcbot.devices.sources",
+    "frame_info": "rtcbot.devices.sources",
+    "Tone": "rtcbot.devices.audio",
+    "FrameRecorder": "rtcbot.devices.display",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 __all__ = [
+    "DeviceError",
     "RTCBotError",
     "SubscriptionClosed",
     "SubscriptionFull",
@@ -41,3 +42,11 @@ class WorkerError(RTCBotError):
     """A worker (thread or child process) failed with an error that could not be sent back
     as-is (for example an exception that cannot be pickled). The message carries its repr and
     traceback text."""
+
+
+class DeviceError(RTCBotError):
+    """A device (camera, display, sound card, serial port, stream) cannot be opened or stopped
+    working.
+
+    Reaches the device's ``onError`` (and closes it); the library's own error, if any, is the
+    ``__cause__``."""

@@ -245,8 +245,11 @@ class ThreadedSubscriptionConsumer(
 
     ``put_nowait`` from the loop hands the element to the thread at once. At most ``backlog``
     elements wait (default 10,000, or 1 when ``directPutSubscriptionType`` is
-    :class:`MostRecentSubscription`, keeping the newest); a full backlog refuses ``put_nowait``
-    with :class:`SubscriptionFull`, and makes a ``putSubscription`` source wait.
+    :class:`MostRecentSubscription`). When they are full, ``overflow`` decides: ``"raise"``
+    (the default) refuses ``put_nowait`` with :class:`SubscriptionFull` and makes a
+    ``putSubscription`` source wait; ``"drop_oldest"`` (the default for
+    :class:`MostRecentSubscription`; right for audio and video) drops the oldest waiting
+    element, counted in ``statistics()``.
     """
 
     def __init__(
@@ -257,13 +260,19 @@ class ThreadedSubscriptionConsumer(
         daemonThread: bool = True,
         *,
         backlog: int | None = None,
+        overflow: str | None = None,
     ) -> None:
         BaseSubscriptionConsumer.__init__(self, directPutSubscriptionType, logger)
         threadedEventHandler.__init__(self, logger, loop)
         self._initWorker(daemonThread)
-        self._keepNewest = _keeps_newest(directPutSubscriptionType)
+        keeps_newest = _keeps_newest(directPutSubscriptionType)
+        if overflow is None:
+            overflow = "drop_oldest" if keeps_newest else "raise"
+        if overflow not in ("raise", "drop_oldest"):
+            raise ValueError(f"overflow must be 'raise' or 'drop_oldest', got {overflow!r}")
+        self._dropOldest = overflow == "drop_oldest"
         if backlog is None:
-            backlog = 1 if self._keepNewest else DEFAULT_QUEUE_SIZE
+            backlog = 1 if keeps_newest else DEFAULT_QUEUE_SIZE
         if not isinstance(backlog, int) or backlog < 1:
             raise ValueError(f"backlog must be a positive int, got {backlog!r}")
         self._backlog = backlog
@@ -293,7 +302,7 @@ class ThreadedSubscriptionConsumer(
             self._stopPump()
         q = self._queue
         if q.qsize() >= self._backlog:
-            if self._keepNewest:
+            if self._dropOldest:
                 try:
                     q.get_nowait()
                     self._dropped += 1
@@ -346,7 +355,7 @@ class ThreadedSubscriptionConsumer(
                     q.put(_SOURCE_ENDED)
                 return
             while q.qsize() >= self._backlog:
-                if self._keepNewest:
+                if self._dropOldest:
                     try:
                         q.get_nowait()
                         self._dropped += 1
@@ -404,6 +413,11 @@ class ThreadedSubscriptionConsumer(
             self._pumpWaiting = False
             self._callFromThread(self._wakePump)
         return element
+
+    def _endWorkerInput(self) -> None:
+        """Make a worker blocked in ``_get()`` see the end of its input now (thread-safe;
+        for shutdown paths where the loop may be gone, such as interpreter exit)."""
+        self._queue.put(_CLOSED)
 
     def _getBatch(self, limit: int) -> tuple[list[Any], Any]:
         """Worker side: block for one element, then take what else is already waiting (up to
