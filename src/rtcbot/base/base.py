@@ -85,7 +85,14 @@ class BaseSubscriptionProducer(baseEventHandler):
     buffer and handed to the first subscriber. ``defaultAutosubscribe`` creates the default
     subscription at once (RTCBot 0.2.5 compatibility; the first-subscriber buffer already keeps
     early elements).
+
+    Subclasses whose elements are mutable (video frames) set ``_copyForSubscriber`` to a
+    function returning a copy of an element: every subscriber beyond the first then receives
+    its own copy, made before any subscriber sees the element, so each may keep or modify it.
     """
+
+    #: Copy an element for the second and later subscribers (None: all share it).
+    _copyForSubscriber: Any = None
 
     def __init__(
         self,
@@ -268,6 +275,16 @@ class BaseSubscriptionProducer(baseEventHandler):
                 except SubscriptionFull:
                     self._earlyDropped += 1
             return
+        copy = self._copyForSubscriber
+        if copy is not None and len(fanout) > 1:
+            # every copy exists before anyone can modify the original
+            elements = [element, *(copy(element) for _ in range(len(fanout) - 1))]
+            for target, own in zip(fanout, elements, strict=True):
+                try:
+                    target.deliver(own)
+                except Exception as exc:
+                    self._deliveryFailed(target, own, exc)
+            return
         for target in fanout:
             try:
                 target.deliver(element)
@@ -279,7 +296,7 @@ class BaseSubscriptionProducer(baseEventHandler):
         ``_put_nowait`` for each element, with one call per subscriber where it can take the
         whole batch."""
         fanout = self._fanout
-        if not fanout:
+        if not fanout or (self._copyForSubscriber is not None and len(fanout) > 1):
             for element in elements:  # not self._put_nowait: subclasses override it
                 BaseSubscriptionProducer._put_nowait(self, element)
             return

@@ -193,33 +193,6 @@ class FramePacer:
 # --------------------------------------------------------------------------- base class
 
 
-class _OwnFrame:
-    """Delivers a frame to one subscriber: the last subscriber of each frame gets the array,
-    the others copies made before any of them sees it. Replaces the target's bulk path (if
-    the base class has one) while installed, so that every frame goes through it."""
-
-    __slots__ = ("inner", "inner_many", "source")
-
-    def __init__(self, source: VideoSource, inner: Any, inner_many: Any) -> None:
-        self.source = source
-        self.inner = inner
-        self.inner_many = inner_many
-
-    def __call__(self, frame: Any) -> None:
-        source = self.source
-        if source._current is not frame:
-            # A new frame: copy it for all subscribers but one before anyone can modify it.
-            source._current = frame
-            spares = len(source._fanout) - 1
-            source._spares = (
-                [_own_copy(frame) for _ in range(spares)]
-                if spares > 0 and isinstance(frame, np.ndarray)
-                else []
-            )
-        spares = source._spares
-        self.inner(spares.pop() if spares else frame)
-
-
 def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
@@ -249,8 +222,9 @@ class VideoSource(ThreadedSubscriptionProducer):
     ) -> None:
         ThreadedSubscriptionProducer.__init__(self, MostRecentSubscription, logger, loop)
         self._index = 0
-        self._current: Any = None  # the frame being fanned out
-        self._spares: list[np.ndarray] = []  # its copies for the remaining subscribers
+
+    # Each subscriber beyond the first gets its own copy of every frame (with its FrameInfo).
+    _copyForSubscriber = staticmethod(_own_copy)
 
     @property
     def frames(self) -> int:
@@ -276,37 +250,13 @@ class VideoSource(ThreadedSubscriptionProducer):
         self._put_nowait(frame)
         return info
 
-    # Each subscriber's delivery goes through _OwnFrame (one gets the array, the others a
-    # copy); the wrapper is removed again before the base class unsubscribes or closes, so the
-    # base sees its own delivery objects.
-
     def subscribe(self, subscription: Any = None) -> Any:
         """Add a subscriber and return it (works as a decorator). It receives BGR ``uint8``
         arrays ``(height, width, 3)`` that it may keep or modify. ``subscription`` is None (a
         new :class:`MostRecentSubscription`: read it with ``await sub.get()``), an object with
         ``put_nowait`` (a display, a connection's video), an ``async def`` callback or a plain
         callable."""
-        result = super().subscribe(subscription)
-        target = self._targets.get(id(result))
-        if target is not None and not isinstance(target.deliver, _OwnFrame):
-            many = getattr(target, "deliver_many", None)
-            target.deliver = _OwnFrame(self, target.deliver, many)
-            if many is not None:
-                target.deliver_many = None
-        return result
-
-    def _unwrap(self, subscription: Any) -> None:
-        target = self._targets.get(id(subscription))
-        if target is not None and isinstance(target.deliver, _OwnFrame):
-            wrapper = target.deliver
-            target.deliver = wrapper.inner
-            if wrapper.inner_many is not None:
-                target.deliver_many = wrapper.inner_many
-
-    def unsubscribe(self, subscription: Any = None) -> None:
-        """Stop delivering to ``subscription`` (default: the subscription behind ``get()``)."""
-        self._unwrap(self._defaultSubscription if subscription is None else subscription)
-        super().unsubscribe(subscription)
+        return super().subscribe(subscription)
 
     def close(self) -> None:
         """Stop the source: its thread ends and releases the device, and every reader gets
@@ -314,10 +264,6 @@ class VideoSource(ThreadedSubscriptionProducer):
         once; ``await source`` waits for the thread."""
         if self._closedFlag:
             return
-        for target in self._fanout:
-            self._unwrap(target.subscription)
-        self._current = None
-        self._spares = []
         super().close()
 
 
