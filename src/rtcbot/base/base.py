@@ -394,6 +394,12 @@ class BaseSubscriptionConsumer(baseEventHandler):
     def putSubscription(self, subscription: Any) -> None:
         """Read from ``subscription`` (anything with ``async get()``, such as a producer or
         ``producer.subscribe()``) from now on; the switch is immediate."""
+        self._checkSource(subscription)
+        self._ensureLoop()
+        self._switchTo(subscription)
+
+    def _checkSource(self, subscription: Any) -> None:
+        """The checks of ``putSubscription``: a readable source, an open consumer."""
         if not callable(getattr(subscription, "get", None)):
             raise TypeError(
                 f"putSubscription needs an object with an async get() method, got "
@@ -401,8 +407,6 @@ class BaseSubscriptionConsumer(baseEventHandler):
             )
         if self._shouldClose:
             raise SubscriptionClosed(f"{type(self).__name__} is closed")
-        self._ensureLoop()
-        self._switchTo(subscription)
 
     def stopSubscription(self) -> None:
         """Stop reading the current source; read a fresh, empty ``put_nowait`` buffer."""

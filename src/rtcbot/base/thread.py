@@ -49,6 +49,12 @@ def _keeps_newest(subscription_type: Any) -> bool:
     )
 
 
+def _check_backlog(backlog: Any) -> int:
+    if not isinstance(backlog, int) or isinstance(backlog, bool) or backlog < 1:
+        raise ValueError(f"backlog must be a positive int, got {backlog!r}")
+    return backlog
+
+
 class _StartsWorker(type):
     """Starts the worker once the whole ``__init__`` chain has run, so a subclass's attributes
     set after ``super().__init__()`` exist before ``_producer``/``_consumer`` starts."""
@@ -148,9 +154,7 @@ class ThreadedSubscriptionProducer(
         self._initWorker(daemonThread)
         if backlog is None:
             backlog = 2 if _keeps_newest(defaultSubscriptionType) else DEFAULT_QUEUE_SIZE
-        if not isinstance(backlog, int) or backlog < 1:
-            raise ValueError(f"backlog must be a positive int, got {backlog!r}")
-        self._backlog = backlog
+        self._backlog = _check_backlog(backlog)
         self._inbox: collections.deque[Any] = collections.deque()
         self._drainPending = False
         self._inboxDropped = 0
@@ -273,9 +277,7 @@ class ThreadedSubscriptionConsumer(
         self._dropOldest = overflow == "drop_oldest"
         if backlog is None:
             backlog = 1 if keeps_newest else DEFAULT_QUEUE_SIZE
-        if not isinstance(backlog, int) or backlog < 1:
-            raise ValueError(f"backlog must be a positive int, got {backlog!r}")
-        self._backlog = backlog
+        self._backlog = _check_backlog(backlog)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._dropped = 0
         self._source: Any = None
@@ -318,13 +320,7 @@ class ThreadedSubscriptionConsumer(
 
     def putSubscription(self, subscription: Any) -> None:
         """Feed the worker from ``subscription`` (anything with ``async get()``) from now on."""
-        if not callable(getattr(subscription, "get", None)):
-            raise TypeError(
-                f"putSubscription needs an object with an async get() method, got "
-                f"{subscription!r}"
-            )
-        if self._shouldClose:
-            raise SubscriptionClosed(f"{type(self).__name__} is closed")
+        self._checkSource(subscription)
         self._stopPump()
         self._source = subscription
         self._callFromThread(self._startPump, subscription)
