@@ -36,7 +36,7 @@ def _works(python: Path) -> bool:
     if not python.exists():
         return False
     result = subprocess.run(
-        [str(python), "-P", "-c", _CHECK],  # -P: bench/serial.py must not shadow pyserial
+        [str(python), "-P", "-c", _CHECK],  # -P: no bench/ module may shadow an installed one
         capture_output=True,
         timeout=120,
         check=False,

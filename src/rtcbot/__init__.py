@@ -32,6 +32,7 @@ _EXPORTS = {
     "SubscriptionStatistics": "rtcbot.base.subscriptions",
     "RTCConnection": "rtcbot.connection",
     "DataChannel": "rtcbot.connection",
+    "VideoEncoderSettings": "rtcbot.media",
     "Websocket": "rtcbot.websocket",
     "getRTCBotJS": "rtcbot.javascript",
     "getRTCBotJSModule": "rtcbot.javascript",

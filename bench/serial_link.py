@@ -2,8 +2,8 @@
 
 Usage::
 
-    python bench/serial.py            # about 15 s, JSON on stdout
-    python bench/serial.py --quick    # smoke run
+    python bench/serial_link.py            # about 15 s, JSON on stdout
+    python bench/serial_link.py --quick    # smoke run
 
 The other end is the pretend Arduino of ``examples/arduino/fake_arduino.py`` running the struct
 sketch (it answers each ``<HB`` struct with the start bytes and the ``<BH`` struct, fields
