@@ -425,3 +425,32 @@ async def test_a_peer_that_leaves_before_connecting_is_a_connect_timeout():
 async def test_connect_timeout_is_checked():
     with pytest.raises(ValueError, match="connect_timeout"):
         RTCConnection(connect_timeout=0)
+
+
+@pytest.mark.process
+@pytest.mark.slow
+async def test_video_across_two_processes():
+    from rtcbot.devices.sources import TestPattern
+
+    peer = await _Peer.start("--media")
+    pattern = TestPattern(width=320, height=240, fps=30)
+    conn = RTCConnection(rtcConfiguration=[])
+    try:
+        conn.video.putSubscription(pattern)
+        frames = conn.video.subscribe()  # the peer's echo of our video
+        peer.write(await within(conn.getLocalDescription()))
+        await within(conn.setRemoteDescription(await peer.read()), 10)
+        indices = []
+        async with asyncio.timeout(20):
+            while len(indices) < 30:
+                frame = await frames.get()
+                assert frame.shape == (240, 320, 3) and frame.flags.c_contiguous
+                index = TestPattern.read_index(frame)
+                if index is not None:
+                    indices.append(index)
+        assert indices == sorted(indices) and len(set(indices)) == len(indices)
+        assert indices[-1] - indices[0] < 60  # fresh frames, not a backlog
+    finally:
+        pattern.close()
+        conn.close()
+        await peer.stop()

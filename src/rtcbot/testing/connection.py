@@ -77,9 +77,10 @@ async def connected_pair(
 # ---------------------------------------------------------------------------------- echo peer
 
 
-async def _echo_peer(offer_first: bool) -> None:
+async def _echo_peer(offer_first: bool, media: bool = False) -> None:
     """A peer in its own process: signalling as JSON lines on stdin/stdout, echoes every
-    message of the default channel back, prints ``{"event": ...}`` lines, ends at stdin EOF."""
+    message of the default channel back (and, with ``media``, the video it receives), prints
+    ``{"event": ...}`` lines, ends at stdin EOF."""
     import json
     import sys
 
@@ -92,6 +93,8 @@ async def _echo_peer(offer_first: bool) -> None:
 
     conn = RTCConnection(rtcConfiguration=[])
     conn.subscribe(conn.put_nowait)
+    if media:
+        conn.video.putSubscription(conn.video.subscribe())
     conn.onReady(lambda: emit({"event": "ready"}))
     conn.onClose(lambda: emit({"event": "closed", "error": repr(conn.error)}))
     if offer_first:
@@ -105,12 +108,13 @@ async def _echo_peer(offer_first: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m rtcbot.testing.connection [--offer]``: run an echo peer (see
-    :func:`_echo_peer`); with ``--offer`` it makes the offer, else it answers one."""
+    """``python -m rtcbot.testing.connection [--offer] [--media]``: run an echo peer (see
+    :func:`_echo_peer`); with ``--offer`` it makes the offer, else it answers one; with
+    ``--media`` it also sends back the video it receives."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    asyncio.run(_echo_peer("--offer" in args))
+    asyncio.run(_echo_peer("--offer" in args, "--media" in args))
 
 
 if __name__ == "__main__":
