@@ -38,6 +38,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"
 sys.path.insert(0, str(REPO / "src"))
 
 import serial  # noqa: E402
+
 from rtcbot.devices.serial import SerialConnection  # noqa: E402
 
 START = bytes([192, 105])
