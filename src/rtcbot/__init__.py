@@ -34,6 +34,8 @@ _EXPORTS = {
     "DataChannel": "rtcbot.connection",
     "VideoEncoderSettings": "rtcbot.media",
     "Websocket": "rtcbot.websocket",
+    "WebsocketError": "rtcbot.websocket",
+    "load_ice_config": "rtcbot.ice",
     "getRTCBotJS": "rtcbot.javascript",
     "getRTCBotJSModule": "rtcbot.javascript",
     "CVCamera": "rtcbot.camera",

@@ -2,6 +2,7 @@
 
     rtcbot demo [--host HOST] [--port PORT] [--token TOKEN | --no-token] [--camera N]
                 [--pattern] [--size WxH] [--fps FPS] [--control-timeout SECONDS]
+    rtcbot relay ...   (a signalling relay that robots connect out to; --help for options)
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=float, default=30.0, help="frames per second (30)")
     demo.add_argument("--control-timeout", type=float, default=0.5,
                       help="seconds without a command before the robot stops (0.5)")
+    from .relay.cli import add_parser as add_relay
+
+    add_relay(commands)
     return parser
 
 
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             control_timeout=args.control_timeout,
         )
         run_demo(options)
-    return 0
+        return 0
+    return args.run(args) or 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""The relay's wire protocol, as plain functions (no loop, no sockets).
+
+Robot <-> relay messages travel over one websocket as JSON objects with a ``type``:
+
+* robot -> relay ``{"type": "register", "name": NAME, "secret": SECRET, "protocol": 1}``
+  (the first message); relay -> robot ``{"type": "registered", "name": NAME, "iceServers":
+  [...]}`` or ``{"type": "refused", "reason": TEXT}`` (then the relay closes the socket).
+* relay -> robot ``{"type": "offer", "id": ID, "offer": {"sdp": ..., "type": "offer"}}`` for
+  each client; robot -> relay ``{"type": "answer", "id": ID, "answer": {"sdp": ...,
+  "type": "answer"}}`` or ``{"type": "error", "id": ID, "status": HTTP_STATUS, "reason":
+  TEXT}``. ``id`` correlates each answer with its request, so concurrent clients never get
+  each other's answers.
+* relay -> robot ``{"type": "replaced", "reason": TEXT}``: another robot registered the same
+  name with the right secret; the relay then closes this socket (the robot must not reconnect).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "NAME_RULE",
+    "PROTOCOL_VERSION",
+    "ProtocolError",
+    "check_name",
+    "parse_register",
+    "parse_robot_reply",
+]
+
+PROTOCOL_VERSION = 1
+
+#: Robot names: letters, digits, ``_``, ``.`` and ``-``, 1 to 64 characters, starting with a
+#: letter or digit. They appear in URLs (``/robots/NAME/connect``), never in HTML unescaped.
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the relay protocol (the text says what is wrong)."""
+
+
+def check_name(name: Any) -> str:
+    """``name`` if it is a valid robot name; else :class:`ProtocolError` naming it."""
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+        shown = name if not isinstance(name, str) else name[:80]
+        raise ProtocolError(
+            f"invalid robot name {shown!r}: use 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def parse_register(message: Any) -> tuple[str, str]:
+    """``(name, secret)`` of a robot's first message; :class:`ProtocolError` otherwise."""
+    if not isinstance(message, dict) or message.get("type") != "register":
+        raise ProtocolError("the first message must be {'type': 'register', 'name': ..., "
+                            "'secret': ...}")
+    version = message.get("protocol", PROTOCOL_VERSION)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported relay protocol {version!r} (this relay speaks "
+                            f"{PROTOCOL_VERSION})")
+    secret = message.get("secret")
+    if not isinstance(secret, str):
+        raise ProtocolError("the register message needs a 'secret' (a str)")
+    return check_name(message.get("name")), secret
+
+
+def parse_robot_reply(message: Any) -> tuple[str, int, Any]:
+    """A robot's reply to an offer: ``(id, 200, answer_dict)`` or ``(id, status, reason)``.
+
+    Raises :class:`ProtocolError` for anything else."""
+    if not isinstance(message, dict):
+        raise ProtocolError(f"expected a JSON object from the robot, got {type(message).__name__}")
+    kind = message.get("type")
+    request_id = message.get("id")
+    if not isinstance(request_id, str):
+        raise ProtocolError(f"the robot's {kind!r} message has no 'id'")
+    if kind == "answer":
+        answer = message.get("answer")
+        if (
+            not isinstance(answer, dict)
+            or answer.get("type") != "answer"
+            or not isinstance(answer.get("sdp"), str)
+        ):
+            raise ProtocolError("the robot's answer is not {'sdp': str, 'type': 'answer'}")
+        return request_id, 200, {"sdp": answer["sdp"], "type": "answer"}
+    if kind == "error":
+        status = message.get("status")
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            status = 502
+        reason = message.get("reason")
+        return request_id, status, str(reason)[:1000] if reason is not None else "robot error"
+    raise ProtocolError(f"unexpected message type {kind!r} from the robot")

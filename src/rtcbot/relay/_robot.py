@@ -1,0 +1,278 @@
+"""The robot side of the relay: connect out, register, answer each client with its own
+RTCConnection, reconnect with backoff when the relay goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..base.errors import RTCBotError, SubscriptionClosed
+from ..base.events import baseEventHandler
+from ..websocket import Websocket, WebsocketError
+from ._protocol import PROTOCOL_VERSION, check_name
+
+__all__ = ["RelayRefused", "RelayRobot", "connect_robot"]
+
+_log = logging.getLogger("rtcbot.relay")
+
+
+class RelayRefused(RTCBotError):
+    """The relay refused this robot (a wrong secret, an invalid name), or another robot took
+    over its name with the right secret. Not retried: it needs a person to fix."""
+
+
+def _robot_url(relay_url: str) -> str:
+    """The robot websocket URL of a relay: ``http://host:port`` -> ``ws://host:port/ws``."""
+    parts = urlsplit(relay_url)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"the relay URL must be http(s):// or ws(s)://host[:port], got "
+                         f"{relay_url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/ws"):
+        path += "/ws"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+class RelayRobot(baseEventHandler):
+    """A robot registered at a relay (made by :func:`connect_robot`).
+
+    Ready while registered (``onReady`` fires at each registration, after a reconnect too).
+    ``connections``: the clients' connections open now. ``close()`` unregisters and closes
+    them. ``onError`` receives :class:`RelayRefused` when the relay refuses the robot (then the
+    robot stops: fix the name or secret); network errors are retried with backoff forever.
+    """
+
+    def __init__(
+        self,
+        relay_url: str,
+        name: str,
+        secret: str,
+        on_connection: Callable[[Any], Any] | None = None,
+        *,
+        rtc_configuration: Any = None,
+        max_connections: int = 8,
+        answer_timeout: float = 15.0,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        heartbeat: float = 10.0,
+    ) -> None:
+        super().__init__(logger=_log)
+        self.url = _robot_url(relay_url)
+        self.name = check_name(name)
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("the robot secret must be a non-empty str")
+        if on_connection is not None and not callable(on_connection):
+            raise TypeError(f"on_connection must be callable, got {on_connection!r}")
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
+        low, high = backoff
+        if not 0 < low <= high:
+            raise ValueError(f"backoff must be (min, max) seconds with 0 < min <= max, got "
+                             f"{backoff!r}")
+        self._secret = secret
+        self.on_connection = on_connection
+        self.rtc_configuration = rtc_configuration
+        self.max_connections = max_connections
+        self.answer_timeout = answer_timeout
+        self.backoff = (float(low), float(high))
+        self.heartbeat = heartbeat
+        self._connections: set[Any] = set()
+        self._answering = 0
+        self._relayIce: Any = None
+        self._ws: Websocket | None = None
+        #: how many times the robot registered (1 after the first connect, +1 per reconnect)
+        self.registrations = 0
+        self._addFinisher(self._closeConnections)
+        self._callFromThread(self._start)
+
+    def _start(self) -> None:
+        if not self._closedFlag:
+            self._spawn(self._run(), name=f"rtcbot relay robot {self.name}")
+
+    @property
+    def connections(self) -> frozenset[Any]:
+        """The clients' connections that are open now."""
+        return frozenset(self._connections)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        delay = self.backoff[0]
+        while not self._closedFlag:
+            registered = await self._session()
+            if self._closedFlag:
+                return
+            if registered:
+                delay = self.backoff[0]
+            wait = delay * random.uniform(0.8, 1.2)
+            self._log.info("relay %s: connection lost; reconnecting in %.1f s", self.url, wait)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, self.backoff[1])
+
+    async def _session(self) -> bool:
+        """One connection to the relay. Returns True if it registered."""
+        ws = Websocket(self.url, heartbeat=self.heartbeat)
+        self._ws = ws
+        registered = False
+        try:
+            await ws.onReady()
+            ws.put_nowait({"type": "register", "name": self.name, "secret": self._secret,
+                           "protocol": PROTOCOL_VERSION})
+            while True:
+                message = await ws.get()
+                if not isinstance(message, dict):
+                    self._log.warning("relay sent %r; ignored", message)
+                    continue
+                kind = message.get("type")
+                if kind == "offer":
+                    self._spawn(self._answer(ws, message), critical=False,
+                                name="rtcbot relay answer")
+                elif kind == "registered":
+                    registered = True
+                    self.registrations += 1
+                    servers = message.get("iceServers") or []
+                    if servers:
+                        self._relayIce = {"iceServers": servers,
+                                          "iceTransportPolicy":
+                                              message.get("iceTransportPolicy", "all")}
+                    self._log.info("registered at %s as %r", self.url, self.name)
+                    self._setReady(True)
+                elif kind in ("refused", "replaced"):
+                    reason = message.get("reason", kind)
+                    self._setError(RelayRefused(f"relay {self.url} {kind} robot {self.name!r}: "
+                                                f"{reason}"))
+                    return registered
+                else:
+                    self._log.warning("relay sent a message of unknown type %r", kind)
+        except (WebsocketError, SubscriptionClosed) as exc:
+            self._log.debug("relay session ended: %r", exc)
+            return registered
+        finally:
+            self._setReady(False)
+            ws.close()
+            await ws
+            self._ws = None
+
+    def _configuration(self) -> Any:
+        if self.rtc_configuration is not None:
+            return self.rtc_configuration
+        if self._relayIce is not None:
+            from ..ice import load_ice_config
+
+            return load_ice_config(self._relayIce).rtc_configuration()
+        from ..ice import rtc_configuration
+
+        return rtc_configuration()
+
+    async def _answer(self, ws: Websocket, message: dict[str, Any]) -> None:
+        request_id = message.get("id")
+
+        def reply(payload: dict[str, Any]) -> bool:
+            try:
+                ws.put_nowait({"id": request_id, **payload})
+            except SubscriptionClosed:
+                return False
+            return True
+
+        if len(self._connections) + self._answering >= self.max_connections:
+            reply({"type": "error", "status": 503,
+                   "reason": f"robot {self.name!r} already has {self.max_connections} "
+                             "connections"})
+            return
+        from ..connection import RTCConnection
+        from ..connection._connection import InvalidDescription, validate_description
+
+        try:
+            offer = validate_description(message.get("offer"))
+        except InvalidDescription as exc:
+            reply({"type": "error", "status": 400, "reason": f"invalid offer: {exc}"})
+            return
+        self._answering += 1
+        conn = RTCConnection(rtcConfiguration=self._configuration())
+        try:
+            if self.on_connection is not None:
+                result = self.on_connection(conn)
+                if inspect.isawaitable(result):
+                    await result
+            async with asyncio.timeout(self.answer_timeout):
+                answer = await conn.getLocalDescription({"sdp": offer.sdp, "type": "offer"})
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        except Exception as exc:
+            conn.close()
+            if isinstance(exc, TimeoutError):
+                status, reason = 504, f"could not answer within {self.answer_timeout:g} s"
+            elif isinstance(exc, (InvalidDescription, ValueError)):
+                status, reason = 400, f"invalid offer: {exc}"
+            else:
+                self._log.exception("could not answer an offer")
+                status, reason = 500, f"could not answer: {exc!r}"
+            reply({"type": "error", "status": status, "reason": reason})
+            return
+        finally:
+            self._answering -= 1
+        if conn.closed or not reply({"type": "answer", "answer": answer}):
+            conn.close()
+            return
+        self._connections.add(conn)
+        conn.onClose(lambda: self._connections.discard(conn))
+
+    # ------------------------------------------------------------------ closing
+
+    async def _closeConnections(self) -> None:
+        connections = list(self._connections)
+        for conn in connections:
+            conn.close()
+        if connections:
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.gather(*connections, return_exceptions=True)
+            except TimeoutError:
+                self._log.warning("some connections had not closed after 5 s")
+
+    def close(self) -> None:
+        """Unregister (close the relay socket) and close the clients' connections. Returns at
+        once; ``await robot`` waits until all is closed."""
+        if self._closedFlag:
+            return
+        for conn in list(self._connections):
+            conn.close()
+        ws = self._ws
+        if ws is not None:
+            ws.close()
+        super().close()
+
+
+def connect_robot(
+    relay_url: str,
+    name: str,
+    secret: str,
+    on_connection: Callable[[Any], Any] | None = None,
+    **options: Any,
+) -> RelayRobot:
+    """Run the robot side of a relay: returns a :class:`RelayRobot` that keeps a websocket
+    open to ``relay_url`` (``http(s)://host:port``), registered as ``name`` with ``secret``,
+    and answers each client's offer with a new ``RTCConnection``, first given to
+    ``on_connection(conn)`` (a function or coroutine function) to wire::
+
+        def on_connection(conn):
+            conn.video.putSubscription(camera.subscribe())
+            conn.subscribe(print)
+
+        robot = connect_robot("https://relay.example.org", "rover", SECRET, on_connection)
+        await robot            # runs until robot.close()
+
+    It may be called before the event loop runs (at module level); it starts with the loop.
+    ``options``:
+    ``rtc_configuration`` (ICE servers for the connections; default: those the relay hands
+    out, else the environment, see :mod:`rtcbot.ice`), ``max_connections`` (8),
+    ``answer_timeout`` (15 s), ``backoff`` ((0.5, 30) s: reconnect delays, doubling, with
+    jitter), ``heartbeat`` (10 s: websocket pings, so a dead relay is noticed).
+    """
+    return RelayRobot(relay_url, name, secret, on_connection, **options)
