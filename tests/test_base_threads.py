@@ -295,3 +295,37 @@ async def test_consumer_overflow_drop_oldest():
     c.close()
     with pytest.raises(ValueError, match="overflow"):
         ThreadedSubscriptionConsumer(overflow="block")
+
+
+async def test_direct_reading_stops_when_a_second_subscriber_joins():
+    class OnDemand(ThreadedSubscriptionProducer):
+        def __init__(self):
+            self.requests = __import__("queue").SimpleQueue()
+            super().__init__()
+
+        def _producer(self):
+            while True:
+                batch = self.requests.get()
+                if batch is None:
+                    return
+                for item in batch:
+                    self._put_nowait(item)
+
+    p = OnDemand()
+    p.requests.put(range(0, 500))
+    async with asyncio.timeout(5):
+        first = [await p.get() for _ in range(250)]  # get() alone: may read the inbox
+        second = p.subscribe()  # from here on every element must reach both readers
+        p.requests.put(range(500, 1000))
+        rest = [await p.get() for _ in range(750)]
+        seen_by_second = [await second.get()]
+        while seen_by_second[-1] != 999:
+            seen_by_second.append(await second.get())
+    assert first + rest == list(range(1000))
+    # a contiguous tail of the stream: what was still on its way when it joined, and
+    # everything produced after
+    start = seen_by_second[0]
+    assert start <= 500 and seen_by_second == list(range(start, 1000))
+    p.requests.put(None)
+    async with asyncio.timeout(5):
+        await p

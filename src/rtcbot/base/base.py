@@ -155,6 +155,7 @@ class BaseSubscriptionProducer(baseEventHandler):
         target = _Target(subscription, deliver)
         self._targets[key] = target
         self._fanout = (*self._fanout, target)
+        self._onFanoutChanged()
         if self._early is not None:
             early, self._early = self._early, None
             self._handOver(early, target)
@@ -187,6 +188,7 @@ class BaseSubscriptionProducer(baseEventHandler):
         if target is None:
             raise KeyError(f"{subscription!r} is not subscribed to {self!r}")
         self._fanout = tuple(t for t in self._fanout if t is not target)
+        self._onFanoutChanged()
         owner = getattr(target.deliver, "__self__", None)
         if isinstance(owner, _CoroutineCallback):
             owner.close()
@@ -216,8 +218,12 @@ class BaseSubscriptionProducer(baseEventHandler):
             subscription = self._setDefaultSubscription(self.subscribe())
         return await subscription.get()
 
+    def _onFanoutChanged(self) -> None:
+        """Hook: the set of subscribers or the default subscription changed."""
+
     def _setDefaultSubscription(self, subscription: Any) -> Any:
         self._defaultSubscription = subscription
+        self._onFanoutChanged()
         kind = type(subscription)
         if kind is QueueSubscription:
             # its buffer's own popleft: the next element, or IndexError (then the slow path
@@ -326,6 +332,7 @@ class BaseSubscriptionProducer(baseEventHandler):
             return
         self._shouldClose = True
         fanout, self._fanout = self._fanout, ()
+        self._onFanoutChanged()
         self._targets = {}
         if self._early is not None and not _has_items(self._early):
             self._early = None

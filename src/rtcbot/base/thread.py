@@ -158,6 +158,36 @@ class ThreadedSubscriptionProducer(
         self._inbox: collections.deque[Any] = collections.deque()
         self._drainPending = False
         self._inboxDropped = 0
+        # get() may read the inbox directly when the default queue is the only subscriber
+        self._defaultItems: collections.deque[Any] | None = None
+
+    def _onFanoutChanged(self) -> None:
+        fanout = self._fanout
+        default = self._defaultSubscription
+        self._defaultItems = (
+            default._items
+            if len(fanout) == 1
+            and fanout[0].subscription is default
+            and type(default) is QueueSubscription
+            and not self._shouldClose
+            else None
+        )
+
+    async def get(self) -> Any:
+        """The next element (see :meth:`BaseSubscriptionProducer.get`). When the default
+        subscription is the producer's only reader, elements are taken straight from the
+        worker's queue once the subscription is empty: the same order, one copy fewer."""
+        items = self._defaultItems
+        if items is not None:
+            if items:
+                return items.popleft()
+            inbox = self._inbox
+            if inbox:
+                try:
+                    return inbox.popleft()
+                except IndexError:  # the worker dropped the oldest meanwhile
+                    pass
+        return await BaseSubscriptionProducer.get(self)
 
     def _producer(self) -> None:
         """Override: runs in the worker thread. The default reports ready and waits until
