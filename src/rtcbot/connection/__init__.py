@@ -9,6 +9,7 @@ from ._connection import (
     PeerVanished,
     RTCConnection,
     SignalingError,
+    close_all,
     make_configuration,
     validate_description,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "SignalingError",
     "VideoReceiver",
     "VideoSender",
+    "close_all",
     "make_configuration",
     "validate_description",
 ]

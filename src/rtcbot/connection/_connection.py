@@ -770,3 +770,22 @@ class RTCConnection(SubscriptionProducerConsumer):
     def __repr__(self) -> str:
         state = "closed" if self._closedFlag else ("ready" if self._readyFlag else "not ready")
         return f"<RTCConnection {self._role or 'unconnected'} {state}>"
+
+
+async def close_all(connections: Any, timeout: float = 5.0) -> bool:
+    """Close every connection of ``connections`` (an iterable of :class:`RTCConnection`) and wait,
+    at most ``timeout`` seconds, until they have finished closing. Returns False (and logs a
+    warning) if some had not finished by then. Cancelling the wait does not stop the closes."""
+    connections = list(connections)
+    for conn in connections:
+        conn.close()
+    if not connections:
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*connections, return_exceptions=True)
+    except TimeoutError:
+        _log.warning("%d connections had not finished closing after %g s", len(connections),
+                     timeout)
+        return False
+    return True

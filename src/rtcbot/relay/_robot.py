@@ -226,15 +226,9 @@ class RelayRobot(baseEventHandler):
     # ------------------------------------------------------------------ closing
 
     async def _closeConnections(self) -> None:
-        connections = list(self._connections)
-        for conn in connections:
-            conn.close()
-        if connections:
-            try:
-                async with asyncio.timeout(5):
-                    await asyncio.gather(*connections, return_exceptions=True)
-            except TimeoutError:
-                self._log.warning("some connections had not closed after 5 s")
+        from ..connection import close_all
+
+        await close_all(self._connections)
 
     def close(self) -> None:
         """Unregister (close the relay socket) and close the clients' connections. Returns at

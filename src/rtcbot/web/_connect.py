@@ -105,15 +105,9 @@ class ConnectionServer:
 
     async def close(self) -> None:
         """Close every connection and wait (a few seconds at most) until they are closed."""
-        connections = list(self._connections)
-        for conn in connections:
-            conn.close()
-        if connections:
-            try:
-                async with asyncio.timeout(5):
-                    await asyncio.gather(*connections, return_exceptions=True)
-            except TimeoutError:
-                _log.warning("some connections had not finished closing after 5 s")
+        from ..connection import close_all
+
+        await close_all(self._connections)
 
     # ---------------------------------------------------------------- the endpoint
 
