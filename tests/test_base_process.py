@@ -182,3 +182,12 @@ def _unpicklable_counter():
         pass
 
     return NotAtModuleLevel(1, start_method="spawn")
+
+
+async def test_close_while_the_child_is_still_starting(method):
+    p = ProcCounter(10, start_method=method)
+    p.close()  # before the child has even started (spawn takes a while)
+    async with asyncio.timeout(20):
+        await p
+    assert p.closed and p.error is None
+    assert p._process is None or not p._process.is_alive()
