@@ -58,7 +58,7 @@ async def test_video_sender_without_skipping_sends_every_frame_in_order():
             packets = [await track.recv() for _ in range(8)]
         assert [p.pts for p in packets] == sorted(p.pts for p in packets)
         assert sender._statistics()["frames_skipped"] == 0
-        assert sender._stage.frames_encoded == 8
+        assert sender._statistics()["frames_encoded"] == 8
     finally:
         sender.close()
         await sender

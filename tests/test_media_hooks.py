@@ -105,7 +105,7 @@ async def test_a_new_viewer_starts_on_a_keyframe():
         async with asyncio.timeout(10):
             packet = await second.recv()
         assert packet.is_keyframe
-        assert sender._stage.keyframes.forced >= 1
+        assert sender._statistics()["forced_keyframes"] >= 1
         assert packet.pts > packets[-1].pts and packet.time_base.denominator == 90000
     finally:
         feeder.cancel()
@@ -125,3 +125,28 @@ async def test_a_closed_sender_ends_its_track():
         with pytest.raises(MediaStreamError):
             await pending
     assert sender.videoStreamTrack.readyState == "ended"
+
+
+async def test_stream_ids_and_answer_codecs_are_where_the_hooks_expect_them():
+    from rtcbot.connection._media_hooks import prefer_codec_in_answer, set_stream_id
+
+    offerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        offerer.addTransceiver("video", direction="recvonly")  # VP8 first, as browsers offer
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        transceiver = answerer.getTransceivers()[0]
+        sender = answerer.addTrack(EncodedVideoTrack(VideoSender()))
+        assert isinstance(sender._stream_id, str)
+        assert set_stream_id(sender, "front")
+        assert prefer_codec_in_answer(transceiver, "H264")
+        assert not prefer_codec_in_answer(transceiver, "AV1")  # not offered: unchanged
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        answer = answerer.localDescription.sdp
+        assert "a=msid:front " in answer
+        await offerer.setRemoteDescription(answerer.localDescription)
+        assert negotiated_codec(offerer.getTransceivers()[0]) == "H264"
+    finally:
+        await offerer.close()
+        await answerer.close()

@@ -96,10 +96,18 @@ declare namespace rtcbot {
     /** Received streams so far, one per track. */
     readonly streams: MediaStream[];
     readonly senders: RTCRtpSender[];
-    /** callback(stream, track) once per incoming track of this kind (tracks so far at once). */
-    subscribe<C extends (stream: MediaStream, track: MediaStreamTrack) => unknown>(callback: C): C;
+    /** Names of the tracks received so far (the robot's addTrack(name=...): the stream id). */
+    readonly names: string[];
+    /** The stream of the track named `name`, or null if it has not arrived. */
+    stream(name: string): MediaStream | null;
+    /** callback(stream, track, name) once per incoming track of this kind (tracks so far at once). */
+    subscribe<C extends (stream: MediaStream, track: MediaStreamTrack, name: string | null) => unknown>(callback: C): C;
     subscribe(): Queue<MediaStream>;
     subscribe<S extends Consumer<MediaStream>>(sink: S): S;
+    /** Only the track named `name` (when it arrives, or at once if it has). */
+    subscribe<C extends (stream: MediaStream, track: MediaStreamTrack, name: string | null) => unknown>(name: string, callback: C): C;
+    subscribe(name: string): Queue<MediaStream>;
+    subscribe<S extends Consumer<MediaStream>>(name: string, sink: S): S;
     unsubscribe(callback: unknown): boolean;
     /** Send a track (or a stream's tracks of this kind); before getLocalDescription(). */
     putSubscription<T extends MediaStreamTrack | MediaStream>(track: T, stream?: MediaStream): T;

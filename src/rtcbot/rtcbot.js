@@ -813,6 +813,9 @@ function () {
    * tracks of the other kind, if any). Subscribers added later get the tracks already received.
    * Sending: `putSubscription(track)` adds a MediaStreamTrack (from getUserMedia or a canvas)
    * before negotiation, with a stream so the peer gets `streams[0]`.
+   * Named tracks (a robot's `conn.video.addTrack(camera, name="front")`): the name is the id
+   * of the stream the peer put the track in; `names` lists them, `stream(name)` gives one and
+   * `subscribe(name, cb)` waits for one, whatever order the tracks come in.
    */
   class StreamHandler {
     /** @internal made by RTCConnection (conn.video, conn.audio). */
@@ -827,26 +830,70 @@ function () {
     }
 
     /**
-     * Receive incoming tracks of this kind: `callback(stream, track)` runs once per track (for
-     * tracks received so far at once). Also makes an offerer ask for at least one track.
+     * Receive incoming tracks of this kind: `callback(stream, track, name)` runs once per track
+     * (for tracks received so far at once). Also makes an offerer ask for at least one track.
+     * With a `name` first (`subscribe("front", cb)`), only the track of that name is given
+     * (when it arrives, or at once if it already has).
+     * @param {string|Function|{put_nowait: Function}} [name] a track name, or the callback.
      * @param {Function|{put_nowait: Function}} [callback] nothing: a new Queue of streams.
      * @returns the callback (or the Queue).
      */
-    subscribe(callback) {
+    subscribe(name, callback) {
+      let only = null;
+      if (typeof name === "string") {
+        only = name;
+      } else {
+        if (callback !== undefined) {
+          throw new TypeError(
+            "conn." + this.kind + ".subscribe(name, callback): name must be a string, got " +
+              describe(name),
+          );
+        }
+        callback = name;
+      }
       if (this._offerToReceive < 1) this._offerToReceive = 1;
+      const wanted = (item) => only === null || item.name === only;
       if (typeof callback === "function") {
         const fn = callback;
-        const wrapped = (item) => fn(item.stream, item.track);
+        const wrapped = (item) => {
+          if (wanted(item)) fn(item.stream, item.track, item.name);
+        };
         wrapped._rtcbotOriginal = fn;
         this._fanout.subscribe(wrapped);
         return callback;
       }
       const sink = callback === undefined || callback === null ? new Queue() : callback;
       checkSubscriber(sink, "conn." + this.kind + ".subscribe()");
-      const wrapped = { put_nowait: (item) => sink.put_nowait(item.stream), _rtcbotOriginal: sink };
+      const wrapped = {
+        put_nowait: (item) => {
+          if (wanted(item)) sink.put_nowait(item.stream);
+        },
+        _rtcbotOriginal: sink,
+      };
       this._fanout.subscribe(wrapped);
       if (sink instanceof Queue) this._queues = (this._queues || []).concat([sink]);
       return sink;
+    }
+
+    /**
+     * The names of the tracks received so far, in arrival order: the name the robot gave each
+     * track (`addTrack(..., name=...)`), which is the id of the stream it came in; a track sent
+     * without a name shows the id of its stream (a random string).
+     * @type {string[]}
+     */
+    get names() {
+      return this._fanout._history.map((item) => item.name);
+    }
+
+    /**
+     * The MediaStream of the track named `name`, or null if it has not arrived (see
+     * `subscribe(name, callback)` to wait for it).
+     * @param {string} name
+     * @returns {MediaStream|null}
+     */
+    stream(name) {
+      const item = this._fanout._history.find((i) => i.name === name);
+      return item ? item.stream : null;
     }
 
     /** Remove a subscriber. @returns {boolean} */
@@ -943,12 +990,13 @@ function () {
       this._receivers.push(receiver);
       const track = event.track;
       let stream = event.streams && event.streams[0];
+      const name = stream ? stream.id : null;
       // Each call shows exactly one track of this kind: a stream holding several (two cameras
       // sent in one stream) would play only one of them.
       if (!stream || stream.getTracks().filter((t) => t.kind === this.kind).length !== 1) {
         stream = new MediaStream([track]);
       }
-      this._fanout.emit({ stream, track });
+      this._fanout.emit({ stream, track, name });
     }
 
     /** End the subscriptions (called by the connection's close(); tracks are not stopped). */

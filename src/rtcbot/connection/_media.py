@@ -20,8 +20,8 @@ import asyncio
 import fractions
 import functools
 import logging
+import re
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,15 @@ from ..base.base import (
 from ..base.errors import RTCBotError, SubscriptionClosed
 from ..base.subscriptions import BaseSubscription, MostRecentSubscription, QueueSubscription
 from ..media.audio import AudioClock, audio_frame_to_float, to_int16_samples
-from ..media.encoder import EncodedPacket, VideoEncoderSettings, VideoEncodeStage
+from ..media.encoder import VideoEncoderSettings, check_codec
+from ..media.fanout import (
+    EncodedVideoSubscription,
+    SharedVideoEncoder,
+    encoder_sharing_enabled,
+    shared_video_encoder,
+)
 from ..media.jitterbuffer import MarkerJitterBuffer
 from ..media.video import (
-    FramePacer,
     capture_time,
     check_bgr_frame,
     timestamped,
@@ -51,6 +56,9 @@ from ._media_hooks import (
     install_jitter_buffer,
     installed_jitter_buffer,
     negotiated_codec,
+    prefer_codec_in_answer,
+    remote_stream_id,
+    set_stream_id,
 )
 
 __all__ = [
@@ -71,6 +79,8 @@ AUDIO_BACKLOG = 100
 #: Audio given to ``put_nowait`` that waited longer than this (seconds) before it could be sent
 #: is dropped when skipping is allowed, so a backlog never turns into permanent delay.
 AUDIO_MAX_AGE = 0.5
+#: What a track name may be: it becomes the WebRTC stream id (an SDP token, 64 chars at most).
+_NAME = re.compile(r"[A-Za-z0-9_.\-!#$%&'*+^`|~]{1,64}")
 
 
 class MediaError(RTCBotError):
@@ -136,12 +146,16 @@ async def _rtp_stats(rtp_object: Any) -> dict[str, Any]:
 
 
 class EncodedVideoTrack(MediaStreamTrack):
-    """The aiortc track of one :class:`VideoSender` on one connection.
+    """The aiortc track of one :class:`VideoSender` on one connection: one viewer.
 
-    ``recv()`` returns ``av.Packet`` objects already encoded by the sender's
-    :class:`~rtcbot.media.VideoEncodeStage`; aiortc's RTP sender packetizes them for the
-    negotiated codec without encoding again. Delta frames are held back until the first
-    keyframe, so a viewer never starts on an undecodable picture.
+    ``recv()`` returns ``av.Packet`` objects already encoded by a
+    :class:`~rtcbot.media.SharedVideoEncoder` (the sender's own, or one shared with the other
+    connections that show the same source); aiortc's RTP sender packetizes them for the
+    negotiated codec without encoding again. The track reads its own
+    :class:`~rtcbot.media.EncodedVideoSubscription`: it starts on a keyframe (asked for when it
+    starts), and if it falls behind (its connection stopped sending) it skips to the next
+    keyframe without slowing the other viewers. Keyframe requests (PLI/FIR) and bandwidth
+    estimates (REMB) of its viewer go to the encoder.
     """
 
     kind = "video"
@@ -149,20 +163,20 @@ class EncodedVideoTrack(MediaStreamTrack):
     def __init__(self, sender: VideoSender) -> None:
         super().__init__()
         self._sender = sender
-        self._pending: deque[EncodedPacket] = deque()
-        self._waiting_keyframe = True
+        self._encoder: SharedVideoEncoder | None = None
+        self._tap: EncodedVideoSubscription | None = None
+        self._codec: str | None = None
         self._started = False
-        # The next frame's encode, started as soon as the previous frame was handed to aiortc:
-        # encoding a frame overlaps with aiortc packetizing and sending the previous one, and
-        # starts when the frame arrives rather than when aiortc asks for it.
-        self._prefetch: asyncio.Future[list[EncodedPacket]] | None = None
         self.transceiver: Any = None
         # statistics
         self.frames_sent = 0
         self.bytes_sent = 0
-        self.held_back = 0
         self.keyframe_requests = 0
         self.bitrate_estimate: int | None = None
+        self.encoder_switches = 0
+        self._old_held_back = 0
+        self._old_dropped = 0
+        self._old_resyncs = 0
 
     def _attach(self, transceiver: Any) -> None:
         """Called when the track is added to a peer connection."""
@@ -171,26 +185,80 @@ class EncodedVideoTrack(MediaStreamTrack):
 
     def _on_keyframe_request(self) -> None:
         self.keyframe_requests += 1
-        self._sender._stage.request_keyframe()
+        encoder = self._encoder
+        if encoder is not None:
+            encoder.request_keyframe()
 
     def _on_estimate(self, bitrate: int) -> None:
         self.bitrate_estimate = bitrate
-        self._sender._stage.estimate_bitrate(bitrate)
+        encoder, tap = self._encoder, self._tap
+        if encoder is not None and tap is not None:
+            encoder.estimate_bitrate(tap, bitrate)
 
     def _start(self) -> None:
         self._started = True
-        stage = self._sender._stage
+        sender = self._sender
         codec = negotiated_codec(self.transceiver) if self.transceiver is not None else None
         if codec is not None:
             try:
-                stage.set_codec(codec)
+                check_codec(codec)
             except ValueError as exc:
                 error = MediaError(f"video track: {exc}")
-                self._sender._setError(error)
+                sender._setError(error)
                 raise MediaStreamError(str(error)) from exc
-        # A new viewer: it needs a keyframe now, not at the next periodic one.
-        stage.request_keyframe()
-        self._sender._setReady(True)
+            if codec.upper() != sender.settings.codec:
+                _log.info(
+                    "video track: the peer negotiated %s (settings ask for %s): encoding %s",
+                    codec,
+                    sender.settings.codec,
+                    codec,
+                )
+        self._codec = (codec or sender.settings.codec).upper()
+        self._connect()
+        sender._setReady(True)
+
+    # ------------------------------------------------------------------ which encoder
+
+    @property
+    def held_back(self) -> int:
+        """Delta frames not sent because this viewer waited for a keyframe."""
+        tap = self._tap
+        return self._old_held_back + (tap.held_back if tap is not None else 0)
+
+    @property
+    def frames_dropped(self) -> int:
+        """Encoded frames this viewer lost because it fell behind (the others did not)."""
+        tap = self._tap
+        return self._old_dropped + (tap.statistics().dropped if tap is not None else 0)
+
+    def _connect(self) -> None:
+        """Read from the encoder the sender uses now (a new viewer of it: it sends a keyframe)."""
+        if self._codec is None:
+            return  # not started: _start connects
+        encoder = self._sender._encoderFor(self._codec)
+        tap = self._tap
+        if encoder is self._encoder and tap is not None and not tap.closed:
+            return
+        self._disconnect()
+        tap = encoder._new_viewer_buffer()
+        encoder.subscribe(tap)
+        self._encoder, self._tap = encoder, tap
+        self.encoder_switches += 1
+
+    def _disconnect(self) -> None:
+        encoder, tap = self._encoder, self._tap
+        self._encoder = self._tap = None
+        if tap is None:
+            return
+        self._old_held_back += tap.held_back
+        self._old_dropped += tap.statistics().dropped
+        self._old_resyncs += tap.resyncs
+        if encoder is not None and not encoder.closed:
+            try:
+                encoder.unsubscribe(tap)
+            except KeyError:
+                pass
+        tap.close()
 
     async def recv(self) -> Any:
         """The next encoded frame (an ``av.Packet``, pts in 1/90000 s). Raises aiortc's
@@ -199,41 +267,72 @@ class EncodedVideoTrack(MediaStreamTrack):
             raise MediaStreamError
         if not self._started:
             self._start()
-        pending = self._pending
-        while not pending:
-            task, self._prefetch = self._prefetch, None
-            try:
-                if task is None:
-                    packets = await self._sender._next_packets()
-                else:
-                    packets = await task
-            except SubscriptionClosed:
+        while True:
+            tap = self._tap
+            if tap is None:
                 self.stop()
-                raise MediaStreamError from None
-            for packet in packets:
-                if self._waiting_keyframe and not packet.keyframe:
-                    self.held_back += 1
-                    continue
-                self._waiting_keyframe = False
-                pending.append(packet)
-        packet = pending.popleft()
+                raise MediaStreamError
+            try:
+                packet = await tap.get()
+                break
+            except SubscriptionClosed:
+                if tap is not self._tap:
+                    continue  # moved to another encoder meanwhile
+                self._encoderEnded()
         self.frames_sent += 1
         self.bytes_sent += packet.size
-        if not pending and self._prefetch is None and self.readyState == "live":
-            self._prefetch = asyncio.ensure_future(self._sender._next_packets())
         return packet.packet
 
-    def _drop_prefetch(self) -> None:
-        task, self._prefetch = self._prefetch, None
-        if task is not None:
-            task.cancel()
-            # retrieve its outcome, so an ended stream is not reported as a lost exception
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    def _encoderEnded(self) -> None:
+        sender = self._sender
+        encoder = self._encoder
+        if sender._shouldClose or self.readyState != "live":
+            self.stop()
+            raise MediaStreamError
+        if encoder is not None and encoder.error is not None:
+            error = MediaError(f"video encoder failed: {encoder.error!r}")
+            error.__cause__ = encoder.error
+            sender._setError(error)
+            self.stop()
+            raise MediaStreamError(str(error))
+        if encoder is not None and encoder.source_ended and sender._shareSource is not None:
+            # The shared source ended: go on with the sender's own input (put_nowait data).
+            sender._shareSource = None
+        self._disconnect()
+        self._connect()
 
     def stop(self) -> None:
         """End the track (aiortc calls this when its sender stops)."""
-        self._drop_prefetch()
+        self._disconnect()
         super().stop()
+
+
+class _SenderInput:
+    """What a sender's own encoder reads: the sender's input (its ``put_nowait`` data or its
+    ``putSubscription`` source). A source that ends does not end it."""
+
+    def __init__(self, sender: VideoSender) -> None:
+        self._sender = sender
+
+    async def get(self) -> Any:
+        sender = self._sender
+        while True:
+            try:
+                return await sender._get()
+            except SubscriptionClosed:
+                if sender._shouldClose:
+                    raise
+
+
+def _check_name(name: Any) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"a track name must be 1 to 64 letters, digits or -_.!#$%&'*+^`|~ (it becomes the "
+            f"WebRTC stream id), got {name!r}"
+        )
+    return name
 
 
 class VideoSender(BaseSubscriptionConsumer):
@@ -247,6 +346,11 @@ class VideoSender(BaseSubscriptionConsumer):
       :class:`~rtcbot.SubscriptionFull` when it is full), paced at ``fps`` if given.
     * ``settings`` -- :class:`~rtcbot.media.VideoEncoderSettings` (bitrate range, frame rate,
       keyframe interval, codec).
+    * ``name`` -- the track's name, seen by the peer (the browser's ``conn.video.names``, a
+      Python peer's ``receiver.name``); None: unnamed.
+    * ``share`` -- share the encoder with the other connections that show the same source (see
+      ``docs/guides/many-viewers.md``): None (default) follows
+      :func:`rtcbot.media.set_encoder_sharing`, True or False decide for this track.
 
     Frame timestamps come from the frame's capture time when it has one
     (:func:`rtcbot.media.timestamped`), else from when it was put. ``videoStreamTrack`` is the
@@ -258,12 +362,17 @@ class VideoSender(BaseSubscriptionConsumer):
         fps: float | None = None,
         canSkip: bool = True,
         settings: VideoEncoderSettings | None = None,
+        name: str | None = None,
+        share: bool | None = None,
     ) -> None:
         if settings is None:
             settings = VideoEncoderSettings()
         elif not isinstance(settings, VideoEncoderSettings):
             raise TypeError(f"settings must be a VideoEncoderSettings, got {settings!r}")
-        limit = settings.max_framerate if fps is None else min(float(fps), settings.max_framerate)
+        if fps is not None and (not isinstance(fps, (int, float)) or not fps > 0):
+            raise ValueError(f"fps must be a positive number or None, got {fps!r}")
+        if share is not None and not isinstance(share, bool):
+            raise TypeError(f"share must be None, True or False, got {share!r}")
         buffer = (
             MostRecentSubscription
             if canSkip
@@ -272,47 +381,102 @@ class VideoSender(BaseSubscriptionConsumer):
         super().__init__(directPutSubscriptionType=buffer, logger=_log)
         self.settings = settings
         self.canSkip = bool(canSkip)
-        self._pacer = FramePacer(limit, can_skip=self.canSkip)
-        self._stage = VideoEncodeStage(settings)
+        self.fps = None if fps is None else float(fps)
+        self.name = _check_name(name)
+        self.share = share
+        self._shareSource: Any = None
+        self._private: SharedVideoEncoder | None = None
+        self._drainTask: asyncio.Task[None] | None = None
         self.videoStreamTrack = EncodedVideoTrack(self)
-        self.frames_invalid = 0
         self._rate = _Rate()
-        self.size: tuple[int, int] | None = None
 
     def put_nowait(self, frame: Any) -> None:
         """Queue a frame: a numpy ``uint8`` array ``(height, width, 3)`` in BGR order, or an
         ``av.VideoFrame``. Raises ``TypeError``/``ValueError`` naming a frame that cannot be
         sent (nothing else is affected)."""
         super().put_nowait(_stamp_frame(frame))
+        if self._shareSource is not None:
+            self._setShareSource(None)
 
-    async def _next_packets(self) -> list[EncodedPacket]:
-        """The packets of the next frame to send (waits for a frame, paces, encodes)."""
+    def putSubscription(self, subscription: Any) -> None:
+        """Send what ``subscription`` produces (a camera, ``camera.subscribe()``...). When
+        other connections show the same source, its encoder is shared (see ``share``)."""
+        super().putSubscription(subscription)
+        self._setShareSource(subscription)
+
+    def stopSubscription(self) -> None:
+        """Stop reading the current source; send ``put_nowait`` frames from now on."""
+        super().stopSubscription()
+        self._setShareSource(None)
+
+    # ------------------------------------------------------------------ which encoder
+
+    @property
+    def sharing(self) -> bool:
+        """Whether this track may share its encoder (``share``, else the global switch)."""
+        return encoder_sharing_enabled() if self.share is None else self.share
+
+    def _setShareSource(self, source: Any) -> None:
+        """The source whose encoder this track may share (None: encode the sender's input)."""
+        self._shareSource = source
+        self._stopDrain()
+        track = self.videoStreamTrack
+        if track._started and track.readyState == "live" and not self._shouldClose:
+            track._connect()
+
+    def _encoderFor(self, codec: str) -> SharedVideoEncoder:
+        source = self._shareSource
+        if source is not None and self.sharing:
+            shared = shared_video_encoder(
+                source, self.settings, codec=codec, fps=self.fps, can_skip=self.canSkip
+            )
+            if shared is not None:
+                self._startDrain(source)
+                return shared
+        private = self._private
+        if private is None or private.closed:
+            private = self._private = SharedVideoEncoder(
+                _SenderInput(self),
+                self.settings,
+                codec=codec,
+                fps=self.fps,
+                can_skip=self.canSkip,
+                logger=_log,
+            )
+        elif private.codec != codec:
+            private._stage.set_codec(codec)
+        return private
+
+    def _startDrain(self, source: Any) -> None:
+        # The shared encoder reads the producer through its own subscription; a subscription
+        # the user made for this track (camera.subscribe()) is read and discarded here, so it
+        # never fills up. One that keeps only the newest frame cannot fill up: left alone.
+        if self._drainTask is not None or isinstance(
+            source, (BaseSubscriptionProducer, MostRecentSubscription)
+        ):
+            return
+        if source is self._subscription or (
+            isinstance(self._subscription, _HandlerSource)
+            and source is self._subscription._handler._subscription
+        ):
+            self._drainTask = self._spawn(
+                self._drain(), critical=False, name="rtcbot drain video source"
+            )
+
+    async def _drain(self) -> None:
         while True:
             try:
-                frame = await self._get()
+                await self._get()
             except SubscriptionClosed:
                 if self._shouldClose:
-                    raise
-                continue  # the source ended: keep reading put_nowait frames
-            try:
-                check_bgr_frame(frame)
-            except (TypeError, ValueError) as exc:
-                self.frames_invalid += 1
-                if self.frames_invalid in (1, 10, 100) or self.frames_invalid % 1000 == 0:
-                    self._log.error(
-                        "video frame not sent (%d so far): %s", self.frames_invalid, exc
-                    )
-                continue
-            decision = self._pacer.decide(time.monotonic(), capture_time(frame))
-            if not decision.send:
-                continue
-            if decision.wait > 0:
-                await asyncio.sleep(decision.wait)
-            packets = await self._stage.encode(frame, decision.time)
-            if isinstance(frame, np.ndarray):
-                self.size = (frame.shape[1], frame.shape[0])
-            if packets:
-                return packets
+                    return
+
+    def _stopDrain(self) -> None:
+        task, self._drainTask = self._drainTask, None
+        if task is not None:
+            task.cancel()
+
+    # ------------------------------------------------------------------ aiortc side
 
     def _track(self) -> EncodedVideoTrack:
         return self.videoStreamTrack
@@ -322,42 +486,51 @@ class VideoSender(BaseSubscriptionConsumer):
         return None if transceiver is None else transceiver.sender
 
     def _statistics(self) -> dict[str, Any]:
-        stage = self._stage
         track = self.videoStreamTrack
+        encoder = track._encoder or self._private
+        numbers = encoder.statistics() if encoder is not None else {}
         replaced = self._directPutSubscription.statistics().dropped
         source = self._subscription
         if isinstance(source, _HandlerSource):  # the default track: conn.video's own buffer
             replaced += source._handler._directPutSubscription.statistics().dropped
+        pacer = encoder._pacer if encoder is not None else None
+        sent = pacer.sent if pacer is not None else 0
+        skipped = pacer.skipped if pacer is not None else 0
+        encoded = numbers.get("frames_encoded", 0)
         return {
-            "codec": stage.codec,
-            "size": self.size,
-            "frames_offered": self._pacer.sent + self._pacer.skipped + replaced,
-            "frames_skipped": self._pacer.skipped + replaced,
-            "frames_encoded": stage.frames_encoded,
+            "codec": numbers.get("codec", track._codec or self.settings.codec),
+            "name": self.name,
+            "size": numbers.get("size"),
+            "shared": encoder is not None and encoder is not self._private,
+            "viewers": numbers.get("viewers", 0),
+            "frames_offered": sent + skipped + replaced,
+            "frames_skipped": skipped + replaced,
+            "frames_encoded": encoded,
             "frames_sent": track.frames_sent,
-            "frames_invalid": self.frames_invalid,
-            "keyframes": stage.keyframes_sent,
+            "frames_invalid": numbers.get("frames_invalid", 0),
+            "frames_dropped": track.frames_dropped,
+            "held_back": track.held_back,
+            "keyframes": numbers.get("keyframes", 0),
             "keyframe_requests": track.keyframe_requests,
-            "forced_keyframes": stage.keyframes.forced,
-            "target_bitrate": stage.target_bitrate,
+            "forced_keyframes": numbers.get("forced_keyframes", 0),
+            "target_bitrate": numbers.get("target_bitrate"),
             "bitrate_estimate": track.bitrate_estimate,
             "bitrate": self._rate.update(track.bytes_sent, time.monotonic()),
             "bytes_sent": track.bytes_sent,
-            "encode_ms_avg": (
-                stage.encode_seconds * 1000.0 / stage.frames_encoded
-                if stage.frames_encoded
-                else None
-            ),
+            "encode_ms_avg": numbers.get("encode_ms_avg"),
         }
 
     def close(self) -> None:
         """Stop sending: the track ends (the peer sees its remote track end) and the encoder
-        thread is released. The connection stays open."""
+        is released (a shared one goes on for its other viewers). The connection stays
+        open."""
         if self._closedFlag:
             return
         super().close()
-        self.videoStreamTrack._drop_prefetch()
-        self._stage.close()
+        self._stopDrain()
+        self.videoStreamTrack._disconnect()
+        if self._private is not None:
+            self._private.close()
         _stop_rtp_sender(self)
 
 
@@ -370,6 +543,8 @@ class VideoReceiver(BaseSubscriptionProducer):
     def __init__(self, track: Any) -> None:
         super().__init__(defaultSubscriptionClass=MostRecentSubscription, logger=_log)
         self.track = track
+        #: The name the peer gave the track (its stream id), or None if unnamed.
+        self.name: str | None = None
         self.frames_received = 0
         self.receiver: Any = None  # the aiortc RTCRtpReceiver, when known
         self._rate = _Rate()
@@ -495,6 +670,11 @@ class _MediaHandler(SubscriptionProducerConsumer):
                 "getLocalDescription / setRemoteDescription): WebRTC renegotiation is not "
                 "supported"
             )
+        name = kwargs.get("name")
+        if name is not None and any(s.name == name for s in self._senders):
+            raise ValueError(
+                f"conn.{self.kind} already has a track named {name!r}: names must be unique"
+            )
         sender = self._newSender(*args, **kwargs)
         if source is not None:
             sender.putSubscription(source)
@@ -575,6 +755,8 @@ class _MediaHandler(SubscriptionProducerConsumer):
                     )
                     continue
             self._prepareTransceiver(sender, transceiver, offerer)
+            if sender.name is not None:
+                set_stream_id(transceiver.sender, sender.name)
         if offerer:
             for _ in range(self._offerToReceive - len(self._senders)):
                 pc.addTransceiver(self.kind, direction="recvonly")
@@ -601,7 +783,21 @@ class _MediaHandler(SubscriptionProducerConsumer):
         receiver.onClose(functools.partial(self._receiverClosed, receiver))
         if self._defaultReceiver is None:
             self._useDefault(receiver)
-        self._trackSubscriber._put_nowait(receiver)
+        # aiortc announces remote tracks before it stores the remote description that names
+        # them: hand the receiver to onTrack subscribers once it is stored (the same call of
+        # setRemoteDescription, without waiting for anything else).
+        asyncio.get_running_loop().call_soon(self._announceReceiver, receiver)
+
+    def _announceReceiver(self, receiver: Any) -> None:
+        pc = getattr(self._connection, "_pc", None) or self._pc
+        if pc is not None:
+            if receiver.receiver is None:
+                receiver.receiver = next(
+                    (r for r in pc.getReceivers() if r.track is receiver.track), None
+                )
+            receiver.name = remote_stream_id(pc, receiver.track)
+        if not self._shouldClose:
+            self._trackSubscriber._put_nowait(receiver)
 
     def _useDefault(self, receiver: Any) -> None:
         self._defaultReceiver = receiver
@@ -657,6 +853,12 @@ class ConnectionVideoHandler(_MediaHandler):
     :class:`VideoReceiver` per incoming track. ``settings`` (a
     :class:`~rtcbot.media.VideoEncoderSettings`) applies to tracks added afterwards: set it
     before the first ``put_nowait``/``putSubscription``.
+
+    ``share_encoder`` (None, True or False; default None: follow
+    :func:`rtcbot.media.set_encoder_sharing`, on unless turned off) says whether this
+    connection's tracks may share one encode of a source with the other connections that show
+    it (a camera given to several connections' ``putSubscription``, or subscriptions of it):
+    set it before adding tracks. See ``docs/guides/many-viewers.md``.
     """
 
     kind = "video"
@@ -664,14 +866,23 @@ class ConnectionVideoHandler(_MediaHandler):
     def __init__(self, connection: Any = None) -> None:
         super().__init__(connection, MostRecentSubscription)
         self.settings = VideoEncoderSettings()
+        self.share_encoder: bool | None = None
 
     def _newSender(
         self,
         fps: float | None = None,
         canSkip: bool = True,
         settings: VideoEncoderSettings | None = None,
+        name: str | None = None,
+        share: bool | None = None,
     ) -> VideoSender:
-        return VideoSender(fps=fps, canSkip=canSkip, settings=settings or self.settings)
+        return VideoSender(
+            fps=fps,
+            canSkip=canSkip,
+            settings=settings or self.settings,
+            name=name,
+            share=self.share_encoder if share is None else share,
+        )
 
     def addTrack(
         self,
@@ -679,6 +890,8 @@ class ConnectionVideoHandler(_MediaHandler):
         fps: float | None = None,
         canSkip: bool = True,
         settings: VideoEncoderSettings | None = None,
+        name: str | None = None,
+        share: bool | None = None,
     ) -> VideoSender:
         """Add one outgoing video track and return its :class:`VideoSender`.
 
@@ -686,9 +899,19 @@ class ConnectionVideoHandler(_MediaHandler):
         track added is the default track fed by ``conn.video.put_nowait``/``putSubscription``,
         and later ones are fed through the returned sender. ``fps`` caps its frame rate,
         ``canSkip`` says whether frames may be skipped to stay live (see :class:`VideoSender`),
-        ``settings`` overrides ``conn.video.settings`` for this track. Must be called before the
-        connection is negotiated (``RuntimeError`` after)."""
-        return self._addTrack(frameSubscription, fps=fps, canSkip=canSkip, settings=settings)
+        ``settings`` overrides ``conn.video.settings`` for this track. ``name`` (unique per
+        connection; letters, digits, ``-_.``...) is what the peer sees the track as (the
+        browser's ``conn.video.subscribe(name, cb)``, a Python peer's ``receiver.name``).
+        ``share`` overrides ``conn.video.share_encoder`` for this track. Must be called before
+        the connection is negotiated (``RuntimeError`` after)."""
+        return self._addTrack(
+            frameSubscription,
+            fps=fps,
+            canSkip=canSkip,
+            settings=settings,
+            name=name,
+            share=share,
+        )
 
     def put_nowait(self, frame: Any) -> None:
         """Send a BGR frame (numpy ``uint8`` ``(height, width, 3)`` or ``av.VideoFrame``) on the
@@ -697,16 +920,38 @@ class ConnectionVideoHandler(_MediaHandler):
         frame = _stamp_frame(frame)
         super().put_nowait(frame)
         self._ensureDefaultSender()
+        sender = self._defaultSender
+        if sender is not None and sender._shareSource is not None:
+            sender._setShareSource(None)
+
+    def putSubscription(self, subscription: Any) -> None:
+        """Send what ``subscription`` produces (a camera, ``camera.subscribe()``...) on the
+        default track (created by the first call; do this before the connection is
+        negotiated). Connections that show the same source share its encoder (see
+        ``share_encoder``)."""
+        super().putSubscription(subscription)
+        if self._defaultSender is not None:
+            self._defaultSender._setShareSource(subscription)
+
+    def stopSubscription(self) -> None:
+        """Stop reading the current source; the default track sends ``put_nowait`` frames."""
+        super().stopSubscription()
+        if self._defaultSender is not None:
+            self._defaultSender._setShareSource(None)
 
     def _prepareTransceiver(self, sender: Any, transceiver: Any, offerer: bool) -> None:
+        preferred = sender.settings.codec
         if offerer:
-            preferred = sender.settings.codec
             codecs = RTCRtpSender.getCapabilities("video").codecs
             ordered = sorted(
                 codecs,
                 key=lambda c: (c.name == "rtx", c.name != preferred),
             )
             transceiver.setCodecPreferences(ordered)
+        else:
+            # Answering (a browser's offer): put our codec first in the answer if the offer
+            # has it; the codec actually negotiated is checked when the track starts.
+            prefer_codec_in_answer(transceiver, preferred)
         sender.videoStreamTrack._attach(transceiver)
 
     def _prepareReceivers(self, pc: Any) -> None:
@@ -768,7 +1013,9 @@ class AudioSender(BaseSubscriptionConsumer):
     accumulates. False: every sample is sent (a backlog plays late). ``audioStreamTrack`` is
     the aiortc track."""
 
-    def __init__(self, sampleRate: int = 48000, canSkip: bool = True) -> None:
+    def __init__(
+        self, sampleRate: int = 48000, canSkip: bool = True, name: str | None = None
+    ) -> None:
         super().__init__(
             directPutSubscriptionType=functools.partial(
                 QueueSubscription, 500, overflow="drop_oldest"
@@ -782,6 +1029,7 @@ class AudioSender(BaseSubscriptionConsumer):
         self._buffer = np.zeros((0, 2), dtype=np.int16)
         self._time_base = fractions.Fraction(1, self.sampleRate)
         self.audioStreamTrack = _AudioSenderTrack(self)
+        self.name = _check_name(name)
         self.samples_sent = 0
         self.samples_dropped = 0
         self.blocks_invalid = 0
@@ -882,6 +1130,8 @@ class AudioReceiver(BaseSubscriptionProducer):
         super().__init__(defaultSubscriptionClass=_audio_queue, logger=_log)
         self.track = track
         self.receiver: Any = None
+        #: The name the peer gave the track (its stream id), or None if unnamed.
+        self.name: str | None = None
         self.blocks_received = 0
         self._resampler: Any = None
         self._spawn(self._run(), name="rtcbot audio receiver")
@@ -934,16 +1184,24 @@ class ConnectionAudioHandler(_MediaHandler):
     def __init__(self, connection: Any = None) -> None:
         super().__init__(connection, _audio_queue)
 
-    def _newSender(self, sampleRate: int = 48000, canSkip: bool = True) -> AudioSender:
-        return AudioSender(sampleRate=sampleRate, canSkip=canSkip)
+    def _newSender(
+        self, sampleRate: int = 48000, canSkip: bool = True, name: str | None = None
+    ) -> AudioSender:
+        return AudioSender(sampleRate=sampleRate, canSkip=canSkip, name=name)
 
     def addTrack(
-        self, subscription: Any = None, sampleRate: int = 48000, canSkip: bool = True
+        self,
+        subscription: Any = None,
+        sampleRate: int = 48000,
+        canSkip: bool = True,
+        name: str | None = None,
     ) -> AudioSender:
         """Add one outgoing audio track and return its :class:`AudioSender` (see
-        :meth:`ConnectionVideoHandler.addTrack` for the default-track rule). Must be called
-        before the connection is negotiated."""
-        return self._addTrack(subscription, sampleRate=sampleRate, canSkip=canSkip)
+        :meth:`ConnectionVideoHandler.addTrack` for the default-track rule). ``name``: as for
+        video; an audio and a video track with the same name reach a browser in one
+        MediaStream (a camera and its microphone). Must be called before the connection is
+        negotiated."""
+        return self._addTrack(subscription, sampleRate=sampleRate, canSkip=canSkip, name=name)
 
     def put_nowait(self, data: Any) -> None:
         """Send audio on the default track (see the class docstring for the format). Raises

@@ -125,3 +125,58 @@ def negotiated_codec(transceiver: Any) -> str | None:
     if not codecs:
         return None
     return getattr(codecs[0], "name", None)
+
+
+def set_stream_id(sender: Any, stream_id: str) -> bool:
+    """Make ``sender`` (an aiortc ``RTCRtpSender``) announce its track in the stream
+    ``stream_id`` (the SDP ``a=msid`` line; the browser's ``event.streams[0].id``). aiortc puts
+    every track of a connection in one stream with a random id and has no API to choose it.
+    Call before the description is created. Returns False (warning once) if this aiortc
+    version does not fit; the track is then unnamed for the peer."""
+    if not isinstance(getattr(sender, "_stream_id", None), str):
+        _warn_once(
+            "stream_id",
+            "this aiortc version does not keep RTCRtpSender._stream_id as expected: track "
+            "names do not reach the peer",
+        )
+        return False
+    sender._stream_id = stream_id
+    return True
+
+
+def prefer_codec_in_answer(transceiver: Any, codec: str) -> bool:
+    """Put ``codec`` (``"VP8"``, ``"H264"``) first among the codecs of ``transceiver`` that the
+    answer will list (call after setting the remote offer, before creating the answer), if the
+    offer has it. aiortc applies ``setCodecPreferences`` only while it sets a remote
+    description, so an answerer cannot use it. Returns True if ``codec`` is now first."""
+    codecs = getattr(transceiver, "_codecs", None)
+    if not isinstance(codecs, list) or not codecs:
+        return False
+    wanted = codec.lower()
+    if not any(getattr(c, "name", "").lower() == wanted for c in codecs):
+        return False
+    codecs.sort(key=lambda c: getattr(c, "name", "").lower() != wanted)
+    return True
+
+
+def remote_stream_id(pc: Any, track: Any) -> str | None:
+    """The stream id the peer announced for its ``track`` (an incoming aiortc track), from the
+    ``a=msid`` line of its media section in the remote description; None if none. A track that
+    rtcbot's peer named carries its name here."""
+    from aiortc import sdp
+
+    transceiver = next(
+        (t for t in pc.getTransceivers() if getattr(t.receiver, "track", None) is track), None
+    )
+    remote = pc.remoteDescription
+    if transceiver is None or remote is None or transceiver.mid is None:
+        return None
+    try:
+        description = sdp.SessionDescription.parse(remote.sdp)
+    except Exception:  # pragma: no cover - aiortc parsed it already
+        return None
+    for media in description.media:
+        if media.rtp.muxId == transceiver.mid and media.msid:
+            stream_id = media.msid.split()[0]
+            return None if stream_id == "-" else stream_id
+    return None

@@ -35,6 +35,7 @@ __all__ = [
     "VideoEncodeStage",
     "VideoEncoder",
     "VideoEncoderSettings",
+    "check_codec",
 ]
 
 _log = logging.getLogger("rtcbot.media.encoder")
@@ -43,6 +44,15 @@ _log = logging.getLogger("rtcbot.media.encoder")
 VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
 CODECS = ("VP8", "H264")
+
+
+def check_codec(codec: str) -> str:
+    """``codec`` in upper case if rtcbot can encode it (``"VP8"``, ``"H264"``); ``ValueError``
+    naming it otherwise."""
+    name = str(codec).upper()
+    if name not in CODECS:
+        raise ValueError(f"cannot encode video codec {codec!r}; rtcbot encodes {CODECS}")
+    return name
 
 
 @dataclass
@@ -132,13 +142,18 @@ class KeyframePolicy:
         self.min_gap = min_gap
         self._last: float | None = None
         self._pending = False
+        self._urgent = False
         self.requests = 0
         self.forced = 0
 
-    def request(self) -> None:
-        """Ask for a keyframe as soon as the rate limit allows."""
+    def request(self, urgent: bool = False) -> None:
+        """Ask for a keyframe as soon as the rate limit allows; ``urgent`` (a new viewer, who
+        sees nothing until a keyframe comes) asks for it on the next frame, whatever the
+        rate limit."""
         self.requests += 1
         self._pending = True
+        if urgent:
+            self._urgent = True
 
     @property
     def pending(self) -> bool:
@@ -150,7 +165,7 @@ class KeyframePolicy:
         last = self._last
         if last is None:
             return True
-        if now - last >= self.interval:
+        if now - last >= self.interval or self._urgent:
             return True
         return self._pending and now - last >= self.min_gap
 
@@ -160,6 +175,7 @@ class KeyframePolicy:
             self.forced += 1
         self._last = now
         self._pending = False
+        self._urgent = False
 
 
 class BitratePolicy:
@@ -216,12 +232,14 @@ class BitratePolicy:
 @dataclass(frozen=True)
 class EncodedPacket:
     """One encoded frame: the PyAV packet (``pts`` in 1/90000 s, ``time_base`` set), whether it
-    is a keyframe, its size in bytes, and the source frame's media time (seconds)."""
+    is a keyframe, its size in bytes, the source frame's media time (seconds from the stream's
+    first frame) and, when known, its capture time (seconds, :func:`time.monotonic` clock)."""
 
     packet: Any
     keyframe: bool
     size: int
     time: float
+    captured: float | None = None
 
 
 class VideoEncoder:
@@ -357,15 +375,13 @@ class VideoEncodeStage:
 
     def set_codec(self, codec: str) -> None:
         """Encode ``codec`` (the negotiated one) from the next frame on."""
-        codec = codec.upper()
-        if codec not in CODECS:
-            raise ValueError(f"cannot encode video codec {codec!r}; rtcbot encodes {CODECS}")
-        self.codec = codec
+        self.codec = check_codec(codec)
 
-    def request_keyframe(self) -> None:
-        """A viewer needs a keyframe (it just joined, or lost a picture)."""
+    def request_keyframe(self, urgent: bool = False) -> None:
+        """A viewer needs a keyframe: it lost a picture (served within the rate limit), or it
+        just joined (``urgent``: served by the next frame)."""
         with self._lock:
-            self.keyframes.request()
+            self.keyframes.request(urgent)
 
     def estimate_bitrate(self, bitrate: float) -> None:
         """The receiver's bandwidth estimate (bits/s) arrived."""
@@ -380,10 +396,13 @@ class VideoEncodeStage:
         """The bitrate the encoder aims at now (bits/s)."""
         return self.bitrate.target
 
-    async def encode(self, image: Any, media_time: float) -> list[EncodedPacket]:
+    async def encode(
+        self, image: Any, media_time: float, captured: float | None = None
+    ) -> list[EncodedPacket]:
         """Convert and encode one frame (a checked BGR array or ``av.VideoFrame``) in the worker
-        thread; ``media_time`` (seconds) becomes its timestamp. Returns its packets (usually
-        one). Cancelling the await abandons the frame (the encoder stays consistent)."""
+        thread; ``media_time`` (seconds) becomes its timestamp, ``captured`` (monotonic
+        seconds) travels with its packets. Returns its packets (usually one). Cancelling the
+        await abandons the frame (the encoder stays consistent)."""
         if self._closed:
             raise RuntimeError("VideoEncodeStage is closed")
         if self._executor is None:
@@ -392,9 +411,13 @@ class VideoEncodeStage:
             )
         loop = asyncio.get_running_loop()
         pts = round(media_time * VIDEO_CLOCK)
-        return await loop.run_in_executor(self._executor, self._encode_sync, image, pts, media_time)
+        return await loop.run_in_executor(
+            self._executor, self._encode_sync, image, pts, media_time, captured
+        )
 
-    def _encode_sync(self, image: Any, pts: int, media_time: float) -> list[EncodedPacket]:
+    def _encode_sync(
+        self, image: Any, pts: int, media_time: float, captured: float | None = None
+    ) -> list[EncodedPacket]:
         from .video import to_video_frame
 
         started = time.perf_counter()
@@ -420,7 +443,7 @@ class VideoEncodeStage:
                 self.keyframes_sent += 1
             size_bytes = packet.size
             self.bytes_encoded += size_bytes
-            out.append(EncodedPacket(packet, keyframe, size_bytes, media_time))
+            out.append(EncodedPacket(packet, keyframe, size_bytes, media_time, captured))
         self.frames_encoded += 1
         self.encode_seconds += time.perf_counter() - started
         window = self._window
