@@ -162,3 +162,12 @@ def test_rebatch_rejects_bad_arguments():
         RebatchSubscription(0)
     with pytest.raises(ValueError, match="axis 2"):
         RebatchSubscription(4, axis=2).put_nowait(np.zeros((4, 4)))
+
+
+def test_a_subscription_knows_its_producer():
+    producer = SubscriptionProducer()
+    sub = producer.subscribe()
+    assert sub.producer is producer
+    producer.unsubscribe(sub)
+    assert sub.producer is None
+    assert QueueSubscription().producer is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from .errors import SubscriptionClosed, SubscriptionFull
@@ -153,6 +154,8 @@ class BaseSubscriptionProducer(baseEventHandler):
         if key in self._targets:
             return subscription
         target = _Target(subscription, deliver)
+        if isinstance(subscription, BaseSubscription):
+            subscription._producerRef = weakref.ref(self)
         self._targets[key] = target
         self._fanout = (*self._fanout, target)
         self._onFanoutChanged()
@@ -187,6 +190,8 @@ class BaseSubscriptionProducer(baseEventHandler):
         target = self._targets.pop(id(subscription), None)
         if target is None:
             raise KeyError(f"{subscription!r} is not subscribed to {self!r}")
+        if isinstance(subscription, BaseSubscription):
+            subscription._producerRef = None
         self._fanout = tuple(t for t in self._fanout if t is not target)
         self._onFanoutChanged()
         owner = getattr(target.deliver, "__self__", None)

@@ -140,6 +140,14 @@ class BaseSubscription(Generic[T]):
         self._peak = 0
         self._dropped = 0
         self._delivered = 0
+        self._producerRef: Any = None
+
+    @property
+    def producer(self) -> Any:
+        """The producer this subscription was given to with ``subscribe()`` (None if none, or
+        if that producer no longer exists)."""
+        ref = self._producerRef
+        return ref() if ref is not None else None
 
     @property
     def closed(self) -> bool:

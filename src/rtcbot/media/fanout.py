@@ -36,12 +36,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import gc
 import logging
 import time
 from typing import Any
 
-from ..base.base import BaseSubscriptionProducer, _Target
+from ..base.base import BaseSubscriptionProducer
 from ..base.errors import SubscriptionClosed
 from ..base.subscriptions import BaseSubscription, MostRecentSubscription, QueueSubscription
 from .encoder import EncodedPacket, VideoEncoderSettings, VideoEncodeStage
@@ -359,34 +358,6 @@ def encoder_sharing_enabled() -> bool:
     return _sharing
 
 
-def _find_target_owner(subscription: Any) -> Any:
-    """The rtcbot producer that delivers to ``subscription``, found through the references to
-    it (a producer keeps each subscriber in a ``_Target``). About 10 ms in a large program; done
-    once per track."""
-    for target in gc.get_referrers(subscription):
-        if type(target) is not _Target or target.subscription is not subscription:
-            continue
-        for holder in gc.get_referrers(target):
-            if not isinstance(holder, dict):
-                continue
-            for owner in gc.get_referrers(holder):
-                if _is_owner(owner, holder):
-                    return owner
-                # an instance whose attribute dict exists as a dict of its own
-                if isinstance(owner, dict) and owner.get("_targets") is holder:
-                    for instance in gc.get_referrers(owner):
-                        if _is_owner(instance, holder):
-                            return instance
-    return None
-
-
-def _is_owner(candidate: Any, targets: dict[int, Any]) -> bool:
-    return (
-        isinstance(candidate, BaseSubscriptionProducer)
-        and getattr(candidate, "_targets", None) is targets
-    )
-
-
 def producer_of(source: Any) -> BaseSubscriptionProducer | None:
     """The rtcbot producer whose frames ``source`` carries: ``source`` itself if it is a
     producer (a camera, a received video track), the producer that a subscription was made
@@ -394,18 +365,8 @@ def producer_of(source: Any) -> BaseSubscriptionProducer | None:
     with ``get()``; such sources are not shared)."""
     if isinstance(source, BaseSubscriptionProducer):
         return source
-    for known in _registry.values():  # the common case: an encoder already shares it
-        producer = known._producer
-        if producer is not None and id(source) in producer._targets:
-            if producer._targets[id(source)].subscription is source:
-                return producer
-    owner = getattr(source, "_rtcbot_producer", None)  # if subscriptions ever name it
-    if callable(owner) and not isinstance(owner, BaseSubscriptionProducer):
-        owner = owner()
-    if isinstance(owner, BaseSubscriptionProducer):
-        return owner
-    if isinstance(source, BaseSubscription) or hasattr(source, "put_nowait"):
-        return _find_target_owner(source)
+    if isinstance(source, BaseSubscription):
+        return source.producer
     return None
 
 
