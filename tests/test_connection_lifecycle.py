@@ -454,3 +454,32 @@ async def test_video_across_two_processes():
         pattern.close()
         conn.close()
         await peer.stop()
+
+
+async def test_a_media_only_peer_is_served_and_not_closed():
+    # a viewer that offers video and no data channel (a plain WebRTC player)
+    from aiortc import RTCConfiguration, RTCSessionDescription
+
+    from rtcbot.devices.sources import TestPattern
+
+    pattern = TestPattern(width=160, height=120, fps=30)
+    robot = RTCConnection(rtcConfiguration=[])
+    robot.video.putSubscription(pattern)
+    viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    viewer.addTransceiver("video", direction="recvonly")
+    tracks: asyncio.Queue = asyncio.Queue()
+    viewer.on("track", tracks.put_nowait)
+    try:
+        await viewer.setLocalDescription(await viewer.createOffer())
+        offer = {"sdp": viewer.localDescription.sdp, "type": viewer.localDescription.type}
+        answer = await within(robot.getLocalDescription(offer), 10)
+        await viewer.setRemoteDescription(RTCSessionDescription(**answer))
+        track = await within(tracks.get(), 10)
+        frame = await within(track.recv(), 10)
+        assert (frame.width, frame.height) == (160, 120)
+        await within(robot.onReady(), 10)
+        assert not robot.closed
+    finally:
+        pattern.close()
+        await robot.close()
+        await viewer.close()

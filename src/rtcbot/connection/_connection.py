@@ -250,6 +250,7 @@ class RTCConnection(SubscriptionProducerConsumer):
         self._unattached: list[DataChannel] = []
         self._remoteChannels = SubscriptionProducer(logger=_log)
         self._heartbeat = Heartbeat()
+        self._mediaOnly = False
         self._heartbeatChannel: Any = None
         self._heartbeatTimer: asyncio.TimerHandle | None = None
         self._pcCloseTask: asyncio.Task[None] | None = None
@@ -364,6 +365,7 @@ class RTCConnection(SubscriptionProducerConsumer):
                 self._createHeartbeat(pc)
                 self._createPendingChannels(pc)
             else:  # a media-only peer: no data channel will ever open
+                self._mediaOnly = True
                 self._default.close()
             self.video._addTransceivers(pc, False)
             self.audio._addTransceivers(pc, False)
@@ -422,6 +424,8 @@ class RTCConnection(SubscriptionProducerConsumer):
         self._setReady(True)
 
     def _onDefaultClosed(self) -> None:
+        if self._mediaOnly:
+            return  # closed on purpose: this peer has no data channel at all
         if not (self._closedFlag or self._closing) and self._pc is not None:
             if self._pc.sctp is not None:
                 self._log.info("the peer closed the default data channel")
