@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from rtcbot.connection import RTCConnection
-from rtcbot.web import add_rtcbot_routes
+from rtcbot.web import ConnectionServer, add_rtcbot_routes
 
 
 @contextlib.asynccontextmanager
@@ -148,3 +148,25 @@ async def test_serves_the_browser_library():
             assert resp.status == 200
             assert resp.content_type == "application/javascript"
             assert "RTCConnection" in await resp.text()
+
+
+async def test_a_cancelled_connect_closes_its_new_connection():
+    created = []
+    wiring = asyncio.Event()
+
+    async def slow_wiring(conn):
+        created.append(conn)
+        wiring.set()
+        await asyncio.Event().wait()  # never finishes: the client gives up first
+
+    server = ConnectionServer(slow_wiring, rtc_configuration=[])
+    client = RTCConnection(rtcConfiguration=[])
+    offer = await client.getLocalDescription()
+    task = asyncio.ensure_future(server._answer(offer))
+    async with asyncio.timeout(5):
+        await wiring.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert created[0].closed and not server.connections
+    await client.close()

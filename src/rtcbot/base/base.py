@@ -511,7 +511,7 @@ class SubscriptionConsumer(BaseSubscriptionConsumer):
     """A consumer that exposes its input as ``get()``: a simple queue with the consumer API."""
 
     async def get(self) -> Any:
-        """The next input element (see ``_get``)."""
+        """The next input element (see ``_get``). Cancelling the wait loses nothing."""
         return await self._get()
 
 

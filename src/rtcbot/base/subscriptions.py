@@ -388,7 +388,8 @@ class GetterSubscription(Generic[T]):
         self._callback = callback
 
     async def get(self) -> T:
-        """Await the wrapped coroutine function once and return its result."""
+        """Await the wrapped coroutine function once and return its result. Cancelling it
+        cancels that call (what it loses is up to the wrapped function)."""
         return await self._callback()
 
 
@@ -426,6 +427,8 @@ class DelayedSubscription(Generic[T]):
         self._subscription: Any = None
 
     async def get(self) -> T:
+        """Subscribe at the first call, then the next element. Cancelling the wait loses
+        nothing (the subscription stays in place)."""
         if self._subscription is None:
             self._subscription = self._writer.subscribe(self._requested)
         return await self._subscription.get()
@@ -514,7 +517,8 @@ class RebatchSubscription(BaseSubscription[np.ndarray]):
         return element
 
     async def get(self) -> np.ndarray:
-        """The next batch of exactly ``samples`` along ``axis``."""
+        """The next batch of exactly ``samples`` along ``axis``. Cancelling the wait loses
+        nothing."""
         element = await self._inner.get()
         self._delivered += 1
         return element

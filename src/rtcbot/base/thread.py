@@ -176,7 +176,8 @@ class ThreadedSubscriptionProducer(
     async def get(self) -> Any:
         """The next element (see :meth:`BaseSubscriptionProducer.get`). When the default
         subscription is the producer's only reader, elements are taken straight from the
-        worker's queue once the subscription is empty: the same order, one copy fewer."""
+        worker's queue once the subscription is empty: the same order, one copy fewer.
+        Cancelling the wait loses nothing."""
         items = self._defaultItems
         if items is not None:
             if items:

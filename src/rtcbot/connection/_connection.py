@@ -329,6 +329,7 @@ class RTCConnection(SubscriptionProducerConsumer):
         Raises :class:`InvalidDescription` (a ``ValueError``) for a malformed description,
         :class:`SignalingError` for one that does not fit (an answer when we made no offer, a
         second offer). For an offer, call :meth:`getLocalDescription` next to get the answer.
+        Cancelling the call may leave the connection half-configured: close it.
         """
         checked = validate_description(description)
         async with self._lock():
@@ -543,7 +544,7 @@ class RTCConnection(SubscriptionProducerConsumer):
 
     async def put(self, message: Any) -> None:
         """Send ``message``, waiting for the channel to open and for room in its send buffer;
-        see :meth:`DataChannel.put`."""
+        see :meth:`DataChannel.put` (cancelling the wait means the message is not sent)."""
         await self._default.put(message)
 
     def putSubscription(self, subscription: Any) -> None:

@@ -104,7 +104,8 @@ class ConnectionServer:
         await self.close()
 
     async def close(self) -> None:
-        """Close every connection and wait (a few seconds at most) until they are closed."""
+        """Close every connection and wait (a few seconds at most) until they are closed.
+        Cancelling the wait does not stop the closes."""
         from ..connection import close_all
 
         await close_all(self._connections)
@@ -134,7 +135,8 @@ class ConnectionServer:
                 raise web.HTTPForbidden(text="wrong token")
 
     async def read_offer(self, request: web.Request) -> dict[str, Any]:
-        """The JSON offer of the request; HTTP 413/400 naming what is wrong."""
+        """The JSON offer of the request; HTTP 413/400 naming what is wrong. (aiohttp cancels
+        it when the client goes away; nothing else is affected.)"""
         if request.content_length is not None and request.content_length > self.max_body_size:
             raise web.HTTPRequestEntityTooLarge(max_size=self.max_body_size,
                                                 actual_size=request.content_length)
@@ -157,7 +159,8 @@ class ConnectionServer:
         return offer
 
     async def handle_connect(self, request: web.Request) -> web.Response:
-        """The ``POST /connect`` handler: offer in, answer out (JSON)."""
+        """The ``POST /connect`` handler: offer in, answer out (JSON). If it is cancelled (the
+        client went away) before answering, the new connection is closed."""
         self.check_access(request)
         if len(self._connections) + self._pending >= self.max_connections:
             raise web.HTTPServiceUnavailable(
@@ -190,6 +193,9 @@ class ConnectionServer:
         except InvalidDescription as exc:
             conn.close()
             raise web.HTTPBadRequest(text=f"invalid offer: {exc}") from None
+        except asyncio.CancelledError:  # the client went away while we answered
+            conn.close()
+            raise
         except TimeoutError:
             conn.close()
             raise web.HTTPGatewayTimeout(
