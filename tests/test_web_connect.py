@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 import aiohttp
 import pytest
@@ -170,3 +171,21 @@ async def test_a_cancelled_connect_closes_its_new_connection():
         await task
     assert created[0].closed and not server.connections
     await client.close()
+
+
+async def test_an_offer_arriving_in_pieces_is_read_whole():
+    async with serve() as (base, session, _server, _inbox):
+        conn = RTCConnection(rtcConfiguration=[])
+        body = json.dumps(await conn.getLocalDescription()).encode()
+
+        async def pieces():
+            for start in range(0, len(body), 200):
+                yield body[start:start + 200]
+                await asyncio.sleep(0.005)  # pacing: each piece its own write
+
+        async with asyncio.timeout(20):
+            async with session.post(f"{base}/connect", data=pieces()) as resp:
+                assert resp.status == 200, await resp.text()
+                await conn.setRemoteDescription(await resp.json())
+            await conn.onReady()
+        await conn.close()

@@ -140,10 +140,15 @@ class ConnectionServer:
         if request.content_length is not None and request.content_length > self.max_body_size:
             raise web.HTTPRequestEntityTooLarge(max_size=self.max_body_size,
                                                 actual_size=request.content_length)
-        body = await request.content.read(self.max_body_size + 1)
-        if len(body) > self.max_body_size:
-            raise web.HTTPRequestEntityTooLarge(max_size=self.max_body_size,
-                                                actual_size=len(body))
+        body = bytearray()
+        while True:  # read() returns what has arrived so far: read until the end of the body
+            chunk = await request.content.read(self.max_body_size + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > self.max_body_size:
+                raise web.HTTPRequestEntityTooLarge(max_size=self.max_body_size,
+                                                    actual_size=len(body))
         try:
             offer = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
