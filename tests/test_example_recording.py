@@ -63,7 +63,8 @@ def test_record_then_replay_prints_the_session_in_step(tmp_path):
         commands = [ast.literal_eval(m.group(2)) for m in shown]
         assert commands == sent
         times = [float(m.group(1)) for m in shown]
-        assert times == sorted(times) and 0 < times[0] and times[-1] <= duration
+        # within the session; the last message may follow the last frame by a few ms
+        assert times == sorted(times) and 0 < times[0] and times[-1] <= duration + 1 / 30
         # in step: each command comes with the frame the operator had just seen (or the next
         # one, captured while the command was on its way)
         for match, command in zip(shown, commands, strict=True):
