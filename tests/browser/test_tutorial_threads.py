@@ -16,6 +16,9 @@ from support.tutorial import Program, check_live_pattern, open_tutorial_page, wa
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
+#: How long the example's sensor blocks: the stall the bad sensor causes.
+SENSOR_STALL_MS = 500
+
 
 def longest_gaps_ms(samples: list[dict]) -> tuple[float, float]:
     """The longest gap between displayed frames: (page clock, sender's media time), in ms."""
@@ -44,7 +47,9 @@ async def test_threaded_sensor_readings_reach_the_page_and_the_video_never_stall
         values = await readings(page, 2)
         assert all(isinstance(v, float) and 0 <= v < 1 for v in values)
         shown, sent = longest_gaps_ms(samples)
-        assert shown < 100 and sent < 100, (shown, sent)
+        # No stall of the sensor's length (0.5 s, as with the bad sensor below). On an idle
+        # machine the longest gap is about 70 ms; the bound leaves room for a loaded CI host.
+        assert shown < SENSOR_STALL_MS / 2 and sent < SENSOR_STALL_MS / 2, (shown, sent)
         assert not page.errors
 
 
@@ -58,5 +63,5 @@ async def test_bad_sensor_stalls_are_detected(context):
         assert all(isinstance(v, float) and 0 <= v < 1 for v in values)
         # the half-second read on the event loop froze the video, as seen and as sent
         shown, sent = longest_gaps_ms(samples)
-        assert shown >= 400 and sent >= 400, (shown, sent)
+        assert shown >= SENSOR_STALL_MS * 0.8 and sent >= SENSOR_STALL_MS * 0.8, (shown, sent)
         assert not page.errors
