@@ -191,3 +191,17 @@ async def test_close_while_the_child_is_still_starting(method):
         await p
     assert p.closed and p.error is None
     assert p._process is None or not p._process.is_alive()
+
+
+async def test_producer_consumer_keeps_its_two_bounds_apart():
+    from rtcbot.base import ProcessSubscriptionProducerConsumer
+    from rtcbot.subscriptions import MostRecentSubscription
+
+    video_in = ProcessSubscriptionProducerConsumer(directPutSubscriptionType=MostRecentSubscription)
+    assert video_in._inBacklog == 1 and video_in._outBacklog == 10_000
+    video_out = ProcessSubscriptionProducerConsumer(defaultSubscriptionType=MostRecentSubscription)
+    assert video_out._inBacklog == 10_000 and video_out._outBacklog == 2
+    for d in (video_in, video_out):
+        d.close()
+        async with asyncio.timeout(20):
+            await d

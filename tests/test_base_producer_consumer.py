@@ -263,3 +263,27 @@ async def test_unsubscribe_unknown_names_it():
 async def test_put_subscription_needs_get():
     with pytest.raises(TypeError, match="async get"):
         SubscriptionConsumer().putSubscription([1, 2])
+
+
+async def test_async_subscriber_of_an_ended_producer_gets_the_rest_and_ends():
+    p = SubscriptionProducer()
+    p.put_nowait(1)
+    p.put_nowait(2)
+    p.close()
+    seen = []
+
+    async def cb(x):
+        seen.append(x)
+
+    p.subscribe(cb)
+    async with asyncio.timeout(2):
+        await p  # the callback's task ends after the elements produced before close
+    assert seen == [1, 2]
+
+
+async def test_unsubscribe_after_close_is_quiet():
+    p = SubscriptionProducer()
+    sub = p.subscribe()
+    p.close()
+    p.unsubscribe(sub)
+    p.unsubscribe()

@@ -85,7 +85,7 @@ def test_turn_secret_gives_fresh_rest_credentials():
         ([42], TypeError, "ICE server 0 must be a dict"),
         ({"iceServers": [], "iceTransportPolicy": "none"}, ValueError, "'none'"),
         ({"iceServers": ["stun:x"], "iceTransportPolicy": "relay"}, ValueError, "needs a TURN"),
-        (42, TypeError, "expected a list of ICE servers, got 42"),
+        (42, TypeError, "expected a list of ICE servers, got int"),
     ],
 )
 def test_bad_values_are_named(value, error, match):
@@ -112,3 +112,16 @@ def test_accepted_by_rtcconnection():
     assert conn._configuration.iceTransportPolicy is RTCIceTransportPolicy.RELAY
     conn.close()
     assert isinstance(IceConfig(), IceConfig)
+
+
+def test_errors_never_echo_credentials():
+    secret = "hunter2-turn-password"
+    for bad in ([{"urls": "turn:h:3478", "username": "u", "credential": 12345}],
+                [{"urls": "turn:h:3478", "username": "u", "credential": secret}, 7]):
+        with pytest.raises((TypeError, ValueError)) as info:
+            load_ice_config(bad, environ={})
+        assert "12345" not in str(info.value) and secret not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        load_ice_config(environ={"RTCBOT_ICE_SERVERS": '[{"urls": "turn:h", "credential": "'
+                                 + secret})
+    assert secret not in str(info.value)

@@ -185,7 +185,7 @@ def _parse_server(value: Any, where: str, index: int) -> IceServer:
     if not isinstance(value, Mapping):
         raise TypeError(
             f"{where}: ICE server {index} must be a dict like {{'urls': 'turn:host:3478', "
-            f"'username': ..., 'credential': ...}} or a URL string, got {value!r}"
+            f"'username': ..., 'credential': ...}} or a URL string, got {type(value).__name__}"
         )
     unknown = set(value) - {"urls", "url", "username", "credential", "credentialType", "secret"}
     if unknown:
@@ -209,7 +209,10 @@ def _parse_server(value: Any, where: str, index: int) -> IceServer:
     username, credential, secret = (value.get(k) for k in ("username", "credential", "secret"))
     for key, item in (("username", username), ("credential", credential), ("secret", secret)):
         if item is not None and not isinstance(item, str):
-            raise TypeError(f"{where}: ICE server {index}: {key} must be a str, got {item!r}")
+            # the type only: the value may be a password
+            raise TypeError(
+                f"{where}: ICE server {index}: {key} must be a str, got {type(item).__name__}"
+            )
     server = IceServer(tuple(urls), username, credential, secret)
     if server.is_turn and secret is None and (username is None or credential is None):
         raise ValueError(
@@ -241,7 +244,7 @@ def _parse(value: Any, where: str) -> IceConfig:
         policy = value.get("iceTransportPolicy")
         value = value.get("iceServers") or []
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{where}: expected a list of ICE servers, got {value!r}")
+        raise TypeError(f"{where}: expected a list of ICE servers, got {type(value).__name__}")
     servers = tuple(_parse_server(s, where, i) for i, s in enumerate(value))
     return IceConfig(servers, _parse_policy(policy, where), where)
 
@@ -266,7 +269,7 @@ def _from_environment(env: Mapping[str, str]) -> IceConfig:
         except ValueError as exc:
             raise ValueError(
                 f"{ENV_ICE_SERVERS} must be JSON (a list of servers such as "
-                f'[{{"urls": "stun:stun.example.org:3478"}}]), got {text!r}: {exc}'
+                f'[{{"urls": "stun:stun.example.org:3478"}}]); it is not ({exc})'
             ) from exc
         return _parse(data, ENV_ICE_SERVERS)
     path = env.get(ENV_ICE_CONFIG, "").strip()

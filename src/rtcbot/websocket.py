@@ -29,6 +29,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from .base._compat import TIMEOUT_ERRORS
+from .base._compat import timeout as aio_timeout
 from .base.base import SubscriptionProducerConsumer
 from .base.errors import RTCBotError, SubscriptionClosed
 from .base.subscriptions import describe
@@ -331,7 +333,7 @@ class Websocket(SubscriptionProducerConsumer):
         session = aiohttp.ClientSession()
         self._session = session
         try:
-            async with asyncio.timeout(self._connectTimeout):
+            async with aio_timeout(self._connectTimeout):
                 self._ws = await session.ws_connect(
                     self._url,
                     headers=self._headers,
@@ -339,7 +341,7 @@ class Websocket(SubscriptionProducerConsumer):
                     max_msg_size=self._maxMsgSize,
                     timeout=aiohttp.ClientWSTimeout(ws_close=self._closeTimeout),
                 )
-        except TimeoutError:
+        except TIMEOUT_ERRORS:
             raise WebsocketError(
                 f"could not connect to {self._url}: no answer within {self._connectTimeout:g} s"
             ) from None
@@ -376,9 +378,9 @@ class Websocket(SubscriptionProducerConsumer):
         try:
             if ws is not None and not ws.closed:
                 try:
-                    async with asyncio.timeout(self._closeTimeout + 1):
+                    async with aio_timeout(self._closeTimeout + 1):
                         await ws.close()
-                except (TimeoutError, ConnectionError, RuntimeError) as exc:
+                except (*TIMEOUT_ERRORS, ConnectionError, RuntimeError) as exc:
                     self._log.debug("websocket close: %r", exc)
         finally:
             self._session = None

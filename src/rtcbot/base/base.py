@@ -149,6 +149,9 @@ class BaseSubscriptionProducer(baseEventHandler):
                 self._handOver(early, _Target(subscription, deliver))
             if isinstance(subscription, BaseSubscription):
                 subscription.close()
+            owner = getattr(deliver, "__self__", None)
+            if isinstance(owner, _CoroutineCallback):
+                owner.close()  # its task ends after the handed-over elements
             return subscription
         key = id(subscription)
         if key in self._targets:
@@ -180,7 +183,9 @@ class BaseSubscriptionProducer(baseEventHandler):
     def unsubscribe(self, subscription: Any = None) -> None:
         """Stop delivering to ``subscription`` (default: the default subscription used by
         ``get()``; a no-op if there is none). Raises ``KeyError`` naming an unknown
-        subscription."""
+        subscription. A no-op once the producer is closed."""
+        if self._shouldClose:
+            return  # a closed producer has no subscribers left (close ended them)
         if subscription is None:
             subscription = self._defaultSubscription
             if subscription is None:

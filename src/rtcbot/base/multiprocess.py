@@ -452,7 +452,7 @@ class ProcessSubscriptionProducer(_ProcessMixin, ThreadedSubscriptionProducer):
         ThreadedSubscriptionProducer.__init__(
             self, defaultSubscriptionType, logger, loop, daemonProcess, backlog=backlog
         )
-        self._initProcess(joinTimeout, start_method, before, self._backlog)
+        self._initProcess(joinTimeout, start_method, before, self._outBacklog)
 
     def _producer(self) -> None:
         """Override: runs in the child process. The default reports ready and waits until
@@ -494,7 +494,7 @@ class ProcessSubscriptionConsumer(_ProcessMixin, ThreadedSubscriptionConsumer):
         ThreadedSubscriptionConsumer.__init__(
             self, directPutSubscriptionType, logger, loop, daemonProcess, backlog=backlog
         )
-        self._initProcess(joinTimeout, start_method, before, self._backlog)
+        self._initProcess(joinTimeout, start_method, before, self._inBacklog)
 
     def _consumer(self) -> None:
         """Override: runs in the child process. The default reads and discards elements."""
@@ -553,7 +553,7 @@ class ProcessSubscriptionProducerConsumer(
         )
         if defaultAutosubscribe:
             self._setDefaultSubscription(self.subscribe())
-        self._initProcess(joinTimeout, start_method, before, self._backlog)
+        self._initProcess(joinTimeout, start_method, before, self._outBacklog)
 
     def _producerConsumer(self) -> None:
         """Override: runs in the child process. The default echoes its input back."""

@@ -154,7 +154,7 @@ class ThreadedSubscriptionProducer(
         self._initWorker(daemonThread)
         if backlog is None:
             backlog = 2 if _keeps_newest(defaultSubscriptionType) else DEFAULT_QUEUE_SIZE
-        self._backlog = _check_backlog(backlog)
+        self._outBacklog = _check_backlog(backlog)
         self._inbox: collections.deque[Any] = collections.deque()
         self._drainPending = False
         self._inboxDropped = 0
@@ -202,7 +202,7 @@ class ThreadedSubscriptionProducer(
     def _put_nowait(self, element: Any) -> None:
         """Send ``element`` to the loop; callable from any thread, never blocks."""
         inbox = self._inbox
-        if len(inbox) >= self._backlog:
+        if len(inbox) >= self._outBacklog:
             try:
                 inbox.popleft()
                 self._inboxDropped += 1
@@ -308,7 +308,7 @@ class ThreadedSubscriptionConsumer(
         self._dropOldest = overflow == "drop_oldest"
         if backlog is None:
             backlog = 1 if keeps_newest else DEFAULT_QUEUE_SIZE
-        self._backlog = _check_backlog(backlog)
+        self._inBacklog = _check_backlog(backlog)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._dropped = 0
         self._source: Any = None
@@ -334,7 +334,7 @@ class ThreadedSubscriptionConsumer(
         if self._source is not None:
             self._stopPump()
         q = self._queue
-        if q.qsize() >= self._backlog:
+        if q.qsize() >= self._inBacklog:
             if self._dropOldest:
                 try:
                     q.get_nowait()
@@ -344,7 +344,7 @@ class ThreadedSubscriptionConsumer(
             else:
                 self._dropped += 1
                 raise SubscriptionFull(
-                    f"cannot put {describe(data)}: {self._backlog} elements are waiting for "
+                    f"cannot put {describe(data)}: {self._inBacklog} elements are waiting for "
                     f"{type(self).__name__}'s thread"
                 )
         q.put(data)
@@ -381,7 +381,7 @@ class ThreadedSubscriptionConsumer(
                     self._pumpTask = None
                     q.put(_SOURCE_ENDED)
                 return
-            while q.qsize() >= self._backlog:
+            while q.qsize() >= self._inBacklog:
                 if self._dropOldest:
                     try:
                         q.get_nowait()
@@ -394,7 +394,7 @@ class ThreadedSubscriptionConsumer(
                 try:
                     # Re-check after raising the flag: the worker may have emptied the queue
                     # just before it could see the flag.
-                    if q.qsize() >= self._backlog:
+                    if q.qsize() >= self._inBacklog:
                         await self._pumpSpace
                 finally:
                     self._pumpWaiting = False

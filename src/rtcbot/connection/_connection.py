@@ -17,6 +17,8 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 
+from ..base._compat import TIMEOUT_ERRORS
+from ..base._compat import timeout as aio_timeout
 from ..base.base import SubscriptionProducer, SubscriptionProducerConsumer
 from ..base.errors import RTCBotError
 from ..base.subscriptions import describe
@@ -787,9 +789,9 @@ async def close_all(connections: Any, timeout: float = 5.0) -> bool:
     if not connections:
         return True
     try:
-        async with asyncio.timeout(timeout):
+        async with aio_timeout(timeout):
             await asyncio.gather(*connections, return_exceptions=True)
-    except TimeoutError:
+    except TIMEOUT_ERRORS:
         _log.warning("%d connections had not finished closing after %g s", len(connections),
                      timeout)
         return False

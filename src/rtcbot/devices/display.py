@@ -339,11 +339,9 @@ class _VideoWriter:
         elif frame.shape[2] == 4:
             frame = frame[:, :, :3]
         h, w = self._size
-        if frame.shape[:2] != (h, w):
-            if frame.shape[0] < h or frame.shape[1] < w:
-                return  # a smaller frame than the first: skipped
-            frame = frame[:h, :w]
         vf = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+        if frame.shape[:2] != (h, w):  # the size changed mid-stream: scale to the file's
+            vf = vf.reformat(width=w, height=h)
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
 

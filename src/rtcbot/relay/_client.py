@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from ..base._compat import timeout as aio_timeout
 from ..base.errors import RTCBotError
 from ._protocol import check_name
 
@@ -41,7 +41,7 @@ async def fetch_ice(relay_url: str, *, token: str | None = None, timeout: float 
     """The ICE configuration the relay hands to clients (``GET /ice``):
     ``{"iceServers": [...], "iceTransportPolicy": ...}``, accepted by
     :func:`rtcbot.ice.load_ice_config`. Raises :class:`RelayError` if refused."""
-    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout):
+    async with aiohttp.ClientSession() as session, aio_timeout(timeout):
         async with session.get(_base(relay_url) + "/ice", headers=_headers(token)) as resp:
             if resp.status != 200:
                 raise RelayError(resp.status, await resp.text())
@@ -80,7 +80,7 @@ async def connect_to_robot(
             config = load_ice_config(await fetch_ice(base, token=token)).rtc_configuration()
         connection = RTCConnection(rtcConfiguration=config)
     try:
-        async with asyncio.timeout(timeout):
+        async with aio_timeout(timeout):
             offer = await connection.getLocalDescription()
             async with aiohttp.ClientSession() as session, session.post(
                 f"{base}/robots/{quote(name)}/connect",

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..base._compat import TIMEOUT_ERRORS
+from ..base._compat import timeout as aio_timeout
 from ..base.errors import RTCBotError, SubscriptionClosed
 from ..base.events import baseEventHandler
 from ..websocket import Websocket, WebsocketError
@@ -195,18 +197,18 @@ class RelayRobot(baseEventHandler):
         self._answering += 1
         conn = RTCConnection(rtcConfiguration=self._configuration())
         try:
-            if self.on_connection is not None:
-                result = self.on_connection(conn)
-                if inspect.isawaitable(result):
-                    await result
-            async with asyncio.timeout(self.answer_timeout):
+            async with aio_timeout(self.answer_timeout):  # a hung on_connection included
+                if self.on_connection is not None:
+                    result = self.on_connection(conn)
+                    if inspect.isawaitable(result):
+                        await result
                 answer = await conn.getLocalDescription({"sdp": offer.sdp, "type": "offer"})
         except asyncio.CancelledError:
             conn.close()
             raise
         except Exception as exc:
             conn.close()
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, TIMEOUT_ERRORS):
                 status, reason = 504, f"could not answer within {self.answer_timeout:g} s"
             elif isinstance(exc, (InvalidDescription, ValueError)):
                 status, reason = 400, f"invalid offer: {exc}"

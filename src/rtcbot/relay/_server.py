@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..base._compat import TIMEOUT_ERRORS
+from ..base._compat import timeout as aio_timeout
 from ..base.errors import SubscriptionClosed
 from ..ice import IceConfig, load_ice_config
 from ..web import ConnectionServer, serve_rtcbot_js
@@ -182,8 +184,11 @@ class RelayServer:
         for ws in sockets:
             ws.close()
         if sockets:
-            async with asyncio.timeout(5):
-                await asyncio.gather(*sockets, return_exceptions=True)
+            try:
+                async with aio_timeout(5):
+                    await asyncio.gather(*sockets, return_exceptions=True)
+            except TIMEOUT_ERRORS:
+                _log.warning("%d robot sockets had not closed after 5 s", len(sockets))
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.close()
@@ -198,15 +203,16 @@ class RelayServer:
 
     async def handle_robot(self, request: web.Request) -> web.StreamResponse:
         """``GET /ws``: a robot's websocket (register, then answer offers)."""
-        ws = Websocket(request, heartbeat=self.heartbeat)
+        # robots only send small signalling messages: a stranger cannot make it buffer MiBs
+        ws = Websocket(request, heartbeat=self.heartbeat, max_msg_size=64 * 1024)
         self._sockets.add(ws)
         session: _RobotSession | None = None
         try:
             try:
-                async with asyncio.timeout(self.register_timeout):
+                async with aio_timeout(self.register_timeout):
                     first = await ws.get()
                 name, secret = parse_register(first)
-            except (TimeoutError, SubscriptionClosed):
+            except (*TIMEOUT_ERRORS, SubscriptionClosed):
                 return ws.ws
             except ProtocolError as exc:
                 self._refuse(ws, str(exc))
@@ -288,6 +294,18 @@ class RelayServer:
         offer = await self._checks.read_offer(request)
         if not isinstance(offer.get("sdp"), str):
             raise web.HTTPBadRequest(text="the offer has no 'sdp' (a str)")
+        # Checked again after the await: the robot may have left, or other requests taken
+        # the slots meanwhile (nothing awaits between here and taking one).
+        session = self._robots.get(name)
+        if session is None:
+            raise web.HTTPServiceUnavailable(
+                text=f"robot {name!r} is not connected to this relay", headers={"Retry-After": "5"}
+            )
+        if len(session.pending) >= self.max_pending:
+            raise web.HTTPServiceUnavailable(
+                text=f"robot {name!r} already has {self.max_pending} connection requests "
+                "waiting", headers={"Retry-After": "2"}
+            )
         request_id = secrets.token_hex(8)
         future: asyncio.Future[tuple[int, Any]] = asyncio.get_running_loop().create_future()
         session.pending[request_id] = future
@@ -300,9 +318,9 @@ class RelayServer:
                 raise web.HTTPServiceUnavailable(
                     text=f"robot {name!r} disconnected") from None
             try:
-                async with asyncio.timeout(self.answer_timeout):
+                async with aio_timeout(self.answer_timeout):
                     status, body = await future
-            except TimeoutError:
+            except TIMEOUT_ERRORS:
                 raise web.HTTPGatewayTimeout(
                     text=f"robot {name!r} did not answer within {self.answer_timeout:g} s"
                 ) from None

@@ -17,6 +17,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..base._compat import TIMEOUT_ERRORS
+from ..base._compat import timeout as aio_timeout
 from ..base.errors import SubscriptionClosed
 
 __all__ = ["check_consumer", "check_producer"]
@@ -30,9 +32,9 @@ async def _maybe_await(value: Any) -> Any:
 
 async def _bounded(awaitable: Awaitable[Any], timeout: float, what: str) -> Any:
     try:
-        async with asyncio.timeout(timeout):
+        async with aio_timeout(timeout):
             return await awaitable
-    except TimeoutError:
+    except TIMEOUT_ERRORS:
         raise AssertionError(f"{what}: nothing after {timeout} s") from None
 
 

@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..base._compat import timeout as aio_timeout
 from ..connection import RTCConnection
 
 __all__ = ["connect", "connected_pair"]
@@ -34,7 +35,7 @@ async def connect(
     Raises ``TimeoutError`` after ``timeout`` seconds. Cancelling it leaves both connections
     half-connected: close them.
     """
-    async with asyncio.timeout(timeout):
+    async with aio_timeout(timeout):
         offer = await offerer.getLocalDescription()
         answer = await answerer.getLocalDescription(offer)
         await offerer.setRemoteDescription(answer)
@@ -67,7 +68,7 @@ async def connected_pair(
         yield offerer, answerer
     finally:
         closing = [offerer.close(), answerer.close()]
-        async with asyncio.timeout(timeout):
+        async with aio_timeout(timeout):
             for c in closing:
                 await c
             await offerer

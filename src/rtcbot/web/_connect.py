@@ -23,6 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..base._compat import TIMEOUT_ERRORS
+from ..base._compat import timeout as aio_timeout
+
 __all__ = ["ConnectionServer", "add_rtcbot_routes"]
 
 _log = logging.getLogger("rtcbot.web")
@@ -172,10 +175,9 @@ class ConnectionServer:
                 text=f"this robot already has {self.max_connections} connections",
                 headers={"Retry-After": "5"},
             )
-        offer = await self.read_offer(request)
-        self._pending += 1
+        self._pending += 1  # the slot is taken before any await, so the cap holds
         try:
-            return await self._answer(offer)
+            return await self._answer(await self.read_offer(request))
         finally:
             self._pending -= 1
 
@@ -193,7 +195,7 @@ class ConnectionServer:
                 result = self.on_connection(conn)
                 if inspect.isawaitable(result):
                     await result
-            async with asyncio.timeout(self.answer_timeout):
+            async with aio_timeout(self.answer_timeout):
                 answer = await conn.getLocalDescription(offer)
         except InvalidDescription as exc:
             conn.close()
@@ -201,7 +203,7 @@ class ConnectionServer:
         except asyncio.CancelledError:  # the client went away while we answered
             conn.close()
             raise
-        except TimeoutError:
+        except TIMEOUT_ERRORS:
             conn.close()
             raise web.HTTPGatewayTimeout(
                 text=f"could not answer within {self.answer_timeout} s"
