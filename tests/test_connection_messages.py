@@ -254,3 +254,13 @@ async def test_named_data_channel_is_a_conforming_producer():
 
         await check_producer(lambda: receiver, emit=emit)
         assert not a.closed and not b.closed  # closing a channel leaves the connection up
+
+
+async def test_messages_never_sent_because_the_channel_closed_are_counted():
+    conn = RTCConnection(rtcConfiguration=[])
+    conn.put_nowait("a")
+    conn.put_nowait("b")  # kept until the channel opens...
+    conn.close()  # ...which now never happens
+    stats = await conn.stats()
+    assert stats["channels"]["default"]["failed"] == 2
+    await conn

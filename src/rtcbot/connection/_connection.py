@@ -262,6 +262,8 @@ class RTCConnection(SubscriptionProducerConsumer):
         self._addFinisher(self._waitPcClosed)
         self.video = ConnectionVideoHandler(self)
         self.audio = ConnectionAudioHandler(self)
+        self._addFinisher(self.video._waitClosed)  # await conn: media tasks have ended too
+        self._addFinisher(self.audio._waitClosed)
 
     # ------------------------------------------------------------------ signalling
 

@@ -462,6 +462,11 @@ class DataChannel(SubscriptionProducerConsumer):
         self._cancelControlTimer()
         if self._control is not None and self._control.disarm():
             self._runControlAction()
+        unsent = len(self._pending)
+        if unsent:  # accepted by put_nowait, but the channel closed before they could go
+            self._failed += unsent
+            self._log.warning("%d messages on %r were not sent: the channel closed first",
+                              unsent, self._name)
         self._pending.clear()
         self._reader = None
         self._closeRtc()

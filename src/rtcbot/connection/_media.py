@@ -558,7 +558,8 @@ class VideoReceiver(BaseSubscriptionProducer):
                 frame = await track.recv()
             except MediaStreamError:
                 break
-            array = to_bgr_array(frame)
+            # a whole-image conversion: off the event loop (a few ms per HD frame on a Pi)
+            array = await asyncio.to_thread(to_bgr_array, frame)
             self.frames_received += 1
             if self.frames_received == 1:
                 self._setReady(True)
@@ -655,6 +656,13 @@ class _MediaHandler(SubscriptionProducerConsumer):
         self._negotiated = False
         self._pc: Any = None
         self._warnedNoTrack = False
+        self._addFinisher(self._waitParts)
+
+    async def _waitParts(self) -> None:
+        """``await handler``: its senders' and receivers' tasks have ended too."""
+        parts = [*self._senders, *self._receivers]
+        if parts:
+            await asyncio.gather(*(part._waitClosed() for part in parts), return_exceptions=True)
 
     # ------------------------------------------------------------------ user API: sending
 

@@ -12,6 +12,7 @@ the frame on screen and compares), frames per second, bitrate and round-trip tim
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -23,7 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..base import SubscriptionProducer
+from ..base import SubscriptionClosed, SubscriptionFull, SubscriptionProducer
+from ..base._compat import TIMEOUT_ERRORS
 from ..base.subscriptions import MostRecentSubscription
 from ..web import ConnectionServer
 
@@ -122,6 +124,7 @@ class Robot:
         self.hub = hub
         self.state: dict[str, Any] = {"forward": 0, "turn": 0}
         self.stopped = True
+        self.frame_times_skipped = 0
 
     def on_connection(self, conn: Any) -> None:
         video = self.hub.subscribe()
@@ -149,8 +152,9 @@ class Robot:
             try:
                 conn.put_nowait({"type": "frame", "index": info.index,
                                  "t": info.capture_time * 1000})
-            except Exception:  # a full or closing channel: the overlay skips a frame
-                pass
+            except (SubscriptionFull, SubscriptionClosed):
+                self.frame_times_skipped += 1  # a full or closing channel: one overlay sample
+
 
     def _on_message(self, conn: Any, message: Any) -> None:
         if not isinstance(message, dict):
@@ -215,8 +219,13 @@ def make_app(options: DemoOptions) -> web.Application:
         _open_source(options, hub)
 
     async def stop(app: web.Application) -> None:
-        if hub.source is not None:
-            hub.source.close()
+        source = hub.source
+        if source is not None:
+            source.close()
+            try:  # its thread releases the camera
+                await asyncio.wait_for(source, 5)
+            except TIMEOUT_ERRORS:
+                _log.warning("the video source had not stopped after 5 s")
         hub.close()
 
     app.on_startup.append(start)
