@@ -88,6 +88,10 @@ async def test_replay_gives_frames_and_messages_in_time_order(tmp_path):
         recorder.put_nowait({"go": 1})
         async with asyncio.timeout(10):
             await camera.onClose()
+        late = TestPattern(160, 120, fps=30, count=5)
+        with pytest.raises(RuntimeError, match="before recording starts"):
+            recorder.addVideo(late, "late")  # the file's tracks are fixed: refused loudly
+        late.close()
         recorder.put_nowait({"stop": 1})
         recorder.close()
         async with asyncio.timeout(10):

@@ -29,7 +29,7 @@ declare namespace rtcbot {
 
   /** A minimal asyncio.Queue look-alike. */
   class Queue<T = any> implements Consumer<T> {
-    /** @param maxsize the most items kept; 0 (default) means no bound. */
+    /** @param maxsize the most items kept (default 10000, as in Python); 0 means no bound. */
     constructor(maxsize?: number);
     readonly maxsize: number;
     readonly closed: boolean;

@@ -217,9 +217,10 @@ function () {
    */
   class Queue {
     /**
-     * @param {number} [maxsize=0] the most items kept; 0 means no bound.
+     * @param {number} [maxsize=10000] the most items kept (as in Python); then put_nowait
+     *   throws SubscriptionFull. 0 means no bound.
      */
-    constructor(maxsize = 0) {
+    constructor(maxsize = 10000) {
       this.maxsize = checkCount("maxsize", maxsize, 0);
       this._items = [];
       this._waiters = [];

@@ -319,3 +319,15 @@ async def test_outgoing_queue_is_bounded_and_offer_to_receive_adds_slots(page):
     )
     assert result["full"].startswith("SubscriptionFull") and "3" in result["full"]
     assert result == {**result, "queued": 2, "video": 2, "audio": 1, "app": 1, "same": True}
+
+
+async def test_default_queue_is_bounded_like_python(page):
+    result = await page.evaluate(
+        """() => {
+            const q = new rtcbot.Queue();
+            for (let i = 0; i < 10000; i++) q.put_nowait(i);
+            try { q.put_nowait("one too many"); return "accepted"; }
+            catch (err) { return [q.maxsize, err.name, q.qsize()]; }
+        }"""
+    )
+    assert result == [10000, "SubscriptionFull", 10000]

@@ -154,10 +154,16 @@ class Recorder(ThreadedSubscriptionConsumer):
         """Record the frames of ``source`` (a camera or any producer of BGR frames, or a
         subscription of one) as the track ``name`` (default ``"video<n>"``), at most ``fps``
         frames per second. Shares the encoder of the connections that show ``source`` with
-        the same codec and settings. Call on the event loop."""
+        the same codec and settings. Call on the event loop, before the first frame of any
+        track is recorded (the file's tracks are fixed then): later, ``RuntimeError``."""
         if self._shouldClose:
             raise SubscriptionClosed("the Recorder is closed")
         asyncio.get_running_loop()  # RuntimeError here, not later in a callback
+        if any(tap.frames for _, tap in self._taps):
+            raise RuntimeError(
+                "add every video track before recording starts: frames are already being "
+                "written and the file's tracks cannot change"
+            )
         index = len(self._tracks)
         name = f"video{index}" if name is None else str(name)
         if any(t["name"] == name for t in self._tracks):

@@ -61,7 +61,11 @@ _VIEWER = """<!doctype html>
     const conn = new rtcbot.RTCConnection(true, config);
     viewer.conn = conn;
     conn.video.subscribe((stream) => {{ document.getElementById("video").srcObject = stream; }});
-    conn.subscribe((m) => {{ viewer.received.push(m); log(JSON.stringify(m)); }});
+    conn.subscribe((m) => {{
+      viewer.received.push(m);
+      if (viewer.received.length > 1000) viewer.received.shift();  // bounded
+      log(JSON.stringify(m));
+    }});
     const offer = await conn.getLocalDescription();
     const resp = await fetch("/robots/" + encodeURIComponent(name) + "/connect", {{
       method: "POST",
