@@ -189,3 +189,11 @@ class ProcFailingSink(ProcessSubscriptionConsumer):
         self._setReady(True)
         self._get()
         raise ZeroDivisionError("bad setpoint")
+
+
+class ProcFlood(ProcessSubscriptionProducer):
+    """Puts far more than its backlog before the parent can read, then ends."""
+
+    def _producer(self):
+        for i in range(5000):
+            self._put_nowait(i)

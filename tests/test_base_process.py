@@ -205,3 +205,19 @@ async def test_producer_consumer_keeps_its_two_bounds_apart():
         d.close()
         async with asyncio.timeout(20):
             await d
+
+
+async def test_drops_in_the_child_are_counted_in_the_parent():
+    from bridge_workers import ProcFlood
+
+    p = ProcFlood(start_method="spawn", backlog=10)
+    got = []
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                got.append(await p.get())
+            except SubscriptionClosed:
+                break
+    assert got == sorted(got) and got[-1] == 4999
+    dropped = p.statistics()["dropped"]
+    assert dropped > 0 and len(got) + dropped == 5000

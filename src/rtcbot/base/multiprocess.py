@@ -104,15 +104,20 @@ class _Outbox:
         self._idle = False
         self._stopping = False
         self.dropped = 0
+        self._reported = 0  # drops already reported to the parent
         self._thread = threading.Thread(target=self._run, name="rtcbot-outbox", daemon=True)
         self._thread.start()
 
     def put(self, element: Any) -> None:
         with self._cond:
             items = self._items
-            if len(items) >= self._backlog and not isinstance(items[0], _Control):
-                items.popleft()
-                self.dropped += 1
+            if len(items) >= self._backlog:
+                # drop the oldest element (never a control message: ready, error, close)
+                for i, item in enumerate(items):
+                    if not isinstance(item, _Control):
+                        del items[i]
+                        self.dropped += 1
+                        break
             items.append(element)
             if self._idle:
                 self._cond.notify()
@@ -157,6 +162,10 @@ class _Outbox:
                     batch = []
         if batch:
             _send(self._conn, ("data", batch))
+        dropped = self.dropped
+        if dropped != self._reported:  # the parent counts them in statistics()
+            _send(self._conn, ("dropped", dropped - self._reported))
+            self._reported = dropped
 
     def stop(self) -> None:
         with self._cond:
@@ -325,6 +334,8 @@ class _ProcessMixin:
                     self._setError(payload)
                 elif kind == "close":
                     self._close()
+                elif kind == "dropped":  # the child's own backlog overflowed
+                    self._inboxDropped += payload
         finally:
             conn.close()
 
