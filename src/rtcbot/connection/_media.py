@@ -1018,7 +1018,9 @@ class AudioSender(BaseSubscriptionConsumer):
     channels), float in [-1, 1] or int16, at ``sampleRate`` Hz; anything else is refused with
     an error naming it. ``canSkip`` (default True, live audio): audio that waited more than
     0.5 s to be sent is dropped and a stalled source's gap is skipped, so delay never
-    accumulates. False: every sample is sent (a backlog plays late). ``audioStreamTrack`` is
+    accumulates. False: every sample that reaches the sender is sent (a backlog plays late);
+    the sender's input is still bounded (500 blocks): a source faster than real time loses its
+    oldest blocks, counted as ``blocks_dropped``. ``audioStreamTrack`` is
     the aiortc track."""
 
     def __init__(

@@ -69,6 +69,7 @@ async def check_producer(
         await _bounded(loop(), timeout, what)
 
     producer = make()
+    pending: list[asyncio.Future[Any]] = []  # reader tasks, cancelled if a check fails
     try:
         # get() and fan-out to two subscriptions
         sub1 = producer.subscribe()
@@ -81,6 +82,7 @@ async def check_producer(
 
         readers = [asyncio.ensure_future(read("a", sub1)), asyncio.ensure_future(read("b", sub2)),
                    asyncio.ensure_future(read("get", producer))]
+        pending.extend(readers)
         await produce_until(lambda: all(r.done() for r in readers),
                             "fan-out to two subscriptions and get()", producer)
         for r in readers:
@@ -121,6 +123,7 @@ async def check_producer(
             except Exception:
                 break
         waiting = asyncio.ensure_future(_drain_until_closed(sub3))
+        pending.append(waiting)
         await asyncio.sleep(0)
         producer.close()
         producer.close()
@@ -129,6 +132,8 @@ async def check_producer(
         await _bounded(producer, timeout, "await producer after close()")
     finally:
         producer.close()
+        for task in pending:
+            task.cancel()
 
 
 async def _drain_until_closed(sub: Any) -> None:
