@@ -369,7 +369,7 @@ async def test_messages_across_two_processes():
         await within(conn.onClose(), 10)
         assert conn.error is None
     finally:
-        conn.close()
+        await within(conn.close(), 10)  # sockets released before the loop ends
         await peer.stop()
 
 
@@ -402,7 +402,7 @@ async def test_a_vanished_peer_closes_the_connection(how):
         assert stops == ["stop"]  # the robot stopped
         await within(conn.close())  # shutting down towards a dead peer is prompt too
     finally:
-        conn.close()
+        await within(conn.close(), 10)  # sockets released before the loop ends
         if how == "freeze" and peer.proc.returncode is None:
             peer.proc.send_signal(signal.SIGCONT)
         await peer.stop()
@@ -452,7 +452,7 @@ async def test_video_across_two_processes():
         assert indices[-1] - indices[0] < 60  # fresh frames, not a backlog
     finally:
         pattern.close()
-        conn.close()
+        await within(conn.close(), 10)  # its sockets are released before the loop ends
         await peer.stop()
 
 
