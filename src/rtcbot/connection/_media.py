@@ -307,20 +307,21 @@ class EncodedVideoTrack(MediaStreamTrack):
         super().stop()
 
 
-class _SenderInput:
-    """What a sender's own encoder reads: the sender's input (its ``put_nowait`` data or its
-    ``putSubscription`` source). A source that ends does not end it."""
+class _ConsumerInput:
+    """What an encoder reads from a consumer (a sender, or a handler for its default sender):
+    the consumer's input -- its ``put_nowait`` data or its ``putSubscription`` source. A source
+    that ends does not end it; closing the consumer does."""
 
-    def __init__(self, sender: VideoSender) -> None:
-        self._sender = sender
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
 
     async def get(self) -> Any:
-        sender = self._sender
+        consumer = self._consumer
         while True:
             try:
-                return await sender._get()
+                return await consumer._get()
             except SubscriptionClosed:
-                if sender._shouldClose:
+                if consumer._shouldClose:
                     raise
 
 
@@ -436,7 +437,7 @@ class VideoSender(BaseSubscriptionConsumer):
         private = self._private
         if private is None or private.closed:
             private = self._private = SharedVideoEncoder(
-                _SenderInput(self),
+                _ConsumerInput(self),
                 self.settings,
                 codec=codec,
                 fps=self.fps,
@@ -456,8 +457,8 @@ class VideoSender(BaseSubscriptionConsumer):
         ):
             return
         if source is self._subscription or (
-            isinstance(self._subscription, _HandlerSource)
-            and source is self._subscription._handler._subscription
+            isinstance(self._subscription, _ConsumerInput)  # fed by its handler
+            and source is self._subscription._consumer._subscription
         ):
             self._drainTask = self._spawn(
                 self._drain(), critical=False, name="rtcbot drain video source"
@@ -491,8 +492,8 @@ class VideoSender(BaseSubscriptionConsumer):
         numbers = encoder.statistics() if encoder is not None else {}
         replaced = self._directPutSubscription.statistics().dropped
         source = self._subscription
-        if isinstance(source, _HandlerSource):  # the default track: conn.video's own buffer
-            replaced += source._handler._directPutSubscription.statistics().dropped
+        if isinstance(source, _ConsumerInput):  # the default track: conn.video's own buffer
+            replaced += source._consumer._directPutSubscription.statistics().dropped
         pacer = encoder._pacer if encoder is not None else None
         sent = pacer.sent if pacer is not None else 0
         skipped = pacer.skipped if pacer is not None else 0
@@ -618,23 +619,6 @@ def _stamp_frame(frame: Any) -> Any:
     return frame
 
 
-class _HandlerSource:
-    """What the default sender reads: the handler's own input (its ``put_nowait`` data or its
-    ``putSubscription`` source). A source that ends does not end the track."""
-
-    def __init__(self, handler: _MediaHandler) -> None:
-        self._handler = handler
-
-    async def get(self) -> Any:
-        handler = self._handler
-        while True:
-            try:
-                return await handler._get()
-            except SubscriptionClosed:
-                if handler._shouldClose:
-                    raise
-
-
 class _MediaHandler(SubscriptionProducerConsumer):
     """What ``conn.video`` and ``conn.audio`` share: senders, receivers, negotiation hooks."""
 
@@ -687,7 +671,7 @@ class _MediaHandler(SubscriptionProducerConsumer):
         if source is not None:
             sender.putSubscription(source)
         elif self._defaultSender is None:
-            sender.putSubscription(_HandlerSource(self))
+            sender.putSubscription(_ConsumerInput(self))
         if self._defaultSender is None and source is None:
             self._defaultSender = sender
         self._senders.append(sender)
