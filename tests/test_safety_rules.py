@@ -258,3 +258,13 @@ def test_configuration_is_checked():
         LatencyLimits(slow_ms=500, stop_ms=100)
     with pytest.raises(TypeError):
         SafetyRules(["x"], hold_time="1")
+
+
+def test_a_new_driver_starts_with_its_own_latency():
+    rules = make(latency=LatencyLimits(slow_ms=100, stop_ms=500))
+    rules.join("b", 0.0)
+    rules.report_latency("glass-to-glass", 900, 0.0)  # the driver's link is bad
+    assert rules.mode == "stopped"
+    rules.request_control("b", 0.1)
+    rules.answer_request("a", True, 0.2)
+    assert rules.mode == "normal" and rules.snapshot(0.2)["latency_ms"] is None

@@ -2,6 +2,7 @@
 
     rtcbot demo [--host HOST] [--port PORT] [--token TOKEN | --no-token] [--camera N]
                 [--pattern] [--size WxH] [--fps FPS] [--control-timeout SECONDS]
+                [--admin-token SECRET] [--slow-ms MS] [--stop-ms MS]
     rtcbot relay ...   (a signalling relay that robots connect out to; --help for options)
 """
 
@@ -44,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--fps", type=float, default=30.0, help="frames per second (30)")
     demo.add_argument("--control-timeout", type=float, default=0.5,
                       help="seconds without a command before the robot stops (0.5)")
+    demo.add_argument("--admin-token", default=None,
+                      help="a secret that lets a page take control from the driver at once")
+    demo.add_argument("--slow-ms", type=float, default=300.0,
+                      help="latency (ms) above which the robot drives at half speed (300)")
+    demo.add_argument("--stop-ms", type=float, default=800.0,
+                      help="latency (ms) above which the robot stops until it recovers (800)")
     from .relay.cli import add_parser as add_relay
 
     add_relay(commands)
@@ -66,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             height=height,
             fps=args.fps,
             control_timeout=args.control_timeout,
+            admin_token=args.admin_token,
+            slow_ms=args.slow_ms,
+            stop_ms=args.stop_ms,
         )
         run_demo(options)
         return 0

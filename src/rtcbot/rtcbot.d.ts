@@ -258,6 +258,70 @@ declare namespace rtcbot {
   /** Polls per second for all gamepads (default 30). */
   function setGamepadRate(rateHz: number): void;
 
+  /** The robot's safety state, as its SafetyGate (Python, rtcbot.safety) reports it. */
+  interface SafetyState {
+    estop: boolean;
+    estop_reason: string | null;
+    /** The operator id of the driver, or null. */
+    driver: number | string | null;
+    request: { from: unknown; expires_in_ms: number | null } | null;
+    /** "slow": speeds scaled by `scale`; "stopped": the link is too slow to drive. */
+    mode: "normal" | "slow" | "stopped";
+    scale: number | null;
+    latency_ms: number | null;
+    /** Which measurement caused the slow-down: "glass-to-glass", "rtt", "command age"... */
+    latency_cause: string | null;
+    /** Clamped values so far, by axis. */
+    limits_hit: Record<string, number>;
+    /** Refused commands so far, by kind ("malformed", "not driver", "too old", "estop"). */
+    refused: Record<string, number>;
+    last_refusal: string | null;
+    /** The setpoint the motors have now. */
+    output: Record<string, number>;
+  }
+  type SafetyUpdate =
+    | { type: "state"; role: "driver" | "viewer"; you: number | string | null; state: SafetyState }
+    | { type: "event"; event: { event: string; [key: string]: unknown } }
+    | { type: "refused"; action: string | null; reason: string };
+
+  /** The operator's side of a robot's safety gate (rtcbot.safety.SafetyGate). */
+  class Safety extends EventHandler {
+    constructor(
+      conn: { put_nowait(value: Message): void; subscribe(s: Subscriber<Received>): unknown },
+      options?: {
+        keyboard?: Keyboard;
+        /** Key codes or keys that latch the E-stop (default ["Space"]). */
+        estopKeys?: string[];
+        gamepad?: Gamepad;
+        /** The gamepad button that latches the E-stop (default 1). */
+        estopButton?: number;
+        /** The operator's intent, read at each tick (else the last setIntent value). */
+        intent?: () => Record<string, number> | null;
+        /** Intent messages per second while driving (default 10). */
+        rateHz?: number;
+        /** The robot's clock in ms as the page estimates it; sent with each intent as `sent`. */
+        clock?: () => number;
+      },
+    );
+    readonly state: SafetyState | null;
+    readonly role: "driver" | "viewer" | null;
+    readonly you: number | string | null;
+    readonly driving: boolean;
+    /** Intent messages sent. */
+    readonly sent: number;
+    subscribe(): Queue<SafetyUpdate>;
+    subscribe<S extends Subscriber<SafetyUpdate>>(subscriber: S): S;
+    unsubscribe(subscriber: Subscriber<SafetyUpdate>): boolean;
+    estop(reason?: string): void;
+    release(): void;
+    requestControl(): void;
+    accept(): void;
+    deny(): void;
+    takeOver(token: string): void;
+    reportLatency(latency: { glass_ms?: number | null; rtt_ms?: number | null }): void;
+    setIntent(intent: Record<string, number> | null): void;
+  }
+
   /** A WebSocket carrying values by the message rule. */
   class Websocket extends EventHandler implements Consumer<Message> {
     constructor(url: string, options?: { maxQueued?: number; maxPending?: number; protocols?: string | string[] });
@@ -292,6 +356,7 @@ declare module "*/rtcbot.mjs" {
   export const Keyboard: typeof rtcbot.Keyboard;
   export const Gamepad: typeof rtcbot.Gamepad;
   export const setGamepadRate: typeof rtcbot.setGamepadRate;
+  export const Safety: typeof rtcbot.Safety;
   export const Websocket: typeof rtcbot.Websocket;
   export const Queue: typeof rtcbot.Queue;
   export const RTCBotError: typeof rtcbot.RTCBotError;

@@ -1893,6 +1893,274 @@ function () {
     }
   }
 
+  // ------------------------------------------------------------------------------- safety
+
+  // The browser half of rtcbot.safety.SafetyGate (Python). The robot holds the truth (who
+  // drives, the E-stop latch, the limits, the slow-down); this class shows it, sends the
+  // operator's actions, and repeats the operator's intent at a steady rate.
+
+  const SAFETY_ROLES = ["driver", "viewer"];
+
+  function safetyText(value, limit) {
+    return typeof value === "string" ? value.slice(0, limit) : null;
+  }
+
+  function finiteOrNull(value) {
+    return typeof value === "number" && Number.isFinite(value) ? value : null;
+  }
+
+  // The robot's state message, checked field by field (anything a peer sends is hostile).
+  function checkSafetyState(raw) {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return null;
+    const counts = (obj) => {
+      const out = {};
+      if (obj && typeof obj === "object" && !Array.isArray(obj)) {
+        for (const [k, v] of Object.entries(obj).slice(0, 32)) {
+          if (typeof v === "number" && Number.isFinite(v)) out[String(k).slice(0, 40)] = v;
+        }
+      }
+      return out;
+    };
+    const request = raw.request && typeof raw.request === "object" ? {
+      from: raw.request.from,
+      expires_in_ms: finiteOrNull(raw.request.expires_in_ms),
+    } : null;
+    return {
+      estop: raw.estop === true,
+      estop_reason: safetyText(raw.estop_reason, 200),
+      driver: typeof raw.driver === "number" || typeof raw.driver === "string" ? raw.driver : null,
+      request,
+      mode: ["normal", "slow", "stopped"].includes(raw.mode) ? raw.mode : "normal",
+      scale: finiteOrNull(raw.scale),
+      latency_ms: finiteOrNull(raw.latency_ms),
+      latency_cause: safetyText(raw.latency_cause, 40),
+      limits_hit: counts(raw.limits_hit),
+      refused: counts(raw.refused),
+      last_refusal: safetyText(raw.last_refusal, 200),
+      output: counts(raw.output),
+    };
+  }
+
+  /**
+   * The operator's side of a robot's safety gate (`rtcbot.safety.SafetyGate` in Python),
+   * over `conn` (an RTCConnection or anything with subscribe/put_nowait).
+   *
+   * What it does: reads the robot's state (`state`, `role`: "driver" or "viewer"; re-read at
+   * each connect, so a reload shows a latched E-stop); sends E-stop (`estop()`, the
+   * `estopKeys` of a `keyboard`, the `estopButton` of a `gamepad`), release, hand-over
+   * (`requestControl`, `accept`, `deny`, `takeOver(token)`) and latency reports; and, while
+   * this page drives and is visible, sends the operator's intent (`setIntent(obj)` or the
+   * `intent()` function) as `{type: "control", ...intent}` at once on change and every
+   * 1000/`rateHz` ms, so the robot's gate sees a steady stream (a lost key-up never leaves the
+   * robot driving; silence latches its E-stop).
+   *
+   * `subscribe(cb)` receives `{type: "state", role, you, state}` after each update from the
+   * robot, `{type: "event", event: {...}}` for each robot event (estop, release, driver,
+   * request, request_ended, slowdown, expired...), and `{type: "refused", action, reason}`.
+   *
+   * @example
+   * const safety = new rtcbot.Safety(conn, {keyboard, gamepad, intent: () => ({forward, turn})});
+   * safety.subscribe((update) => show(safety.state, safety.role));
+   */
+  class Safety extends EventHandler {
+    /**
+     * @param {object} conn the connection to the robot.
+     * @param {{keyboard?: Keyboard, estopKeys?: string[], gamepad?: Gamepad,
+     *          estopButton?: number, intent?: () => object, rateHz?: number,
+     *          clock?: () => number}} [options] `clock()`: the robot's time in ms (the page's
+     *          estimate); when given, each intent message carries it as `sent`, so the robot
+     *          knows its age and drops stale ones.
+     */
+    constructor(conn, options = undefined) {
+      super();
+      if (!conn || typeof conn.put_nowait !== "function" || typeof conn.subscribe !== "function") {
+        throw new TypeError("Safety needs a connection with put_nowait and subscribe, got " + describe(conn));
+      }
+      const opts = options || {};
+      this.conn = conn;
+      /** The robot's last state (see rtcbot.safety), or null before the first update. */
+      this.state = null;
+      /** "driver", "viewer", or null before the first update. */
+      this.role = null;
+      /** This page's operator id on the robot, or null. */
+      this.you = null;
+      this.sent = 0;
+      this._intent = null;
+      this._intentFn = typeof opts.intent === "function" ? opts.intent : null;
+      this._clock = typeof opts.clock === "function" ? opts.clock : null;
+      this._lastSent = null;
+      this._fanout = new Fanout("Safety");
+      this._estopKeys = new Set(opts.estopKeys === undefined ? ["Space"] : opts.estopKeys);
+      this._onMessage = (message) => this._receive(message);
+      conn.subscribe(this._onMessage);
+      this._unhooks = [];
+      if (opts.keyboard) {
+        const onKey = (e) => {
+          if (e.type === "keydown" && (this._estopKeys.has(e.code) || this._estopKeys.has(e.key))) {
+            this.estop("key " + (e.code || e.key));
+          }
+        };
+        opts.keyboard.subscribe(onKey);
+        this._unhooks.push(() => opts.keyboard.unsubscribe(onKey));
+      }
+      if (opts.gamepad) {
+        const button = "btn" + checkCount("estopButton", opts.estopButton === undefined ? 1 : opts.estopButton, 0);
+        const onPad = (e) => {
+          if (e.type === button && e.value === true) this.estop("gamepad button " + button.slice(3));
+        };
+        opts.gamepad.subscribe(onPad);
+        this._unhooks.push(() => opts.gamepad.unsubscribe(onPad));
+      }
+      const rate = opts.rateHz === undefined ? 10 : checkPositive("rateHz", opts.rateHz);
+      this._timer = setInterval(() => this._tick(), 1000 / rate);
+      if (typeof conn.onReady === "function") {
+        conn.onReady(() => this._send({ type: "safety", action: "state" }));
+      }
+      if (typeof conn.onClose === "function") conn.onClose(() => this.close());
+      this._setReady();
+    }
+
+    /** True while this page drives (according to the robot). */
+    get driving() {
+      return this.role === "driver";
+    }
+
+    /** Receive updates (see the class docs). @returns the subscriber (or a new Queue). */
+    subscribe(subscriber) {
+      return this._fanout.subscribe(subscriber);
+    }
+
+    /** Remove a subscriber. @returns {boolean} */
+    unsubscribe(subscriber) {
+      return this._fanout.unsubscribe(subscriber);
+    }
+
+    /** Latch the robot's E-stop (any page may, driver or viewer). */
+    estop(reason = "E-stop button") {
+      this._send({ type: "safety", action: "estop", reason: String(reason).slice(0, 100) });
+    }
+
+    /** Release the E-stop (only the driver; the robot says if it refused). */
+    release() {
+      this._send({ type: "safety", action: "release" });
+    }
+
+    /** Ask the driver for control (a viewer). */
+    requestControl() {
+      this._send({ type: "safety", action: "request" });
+    }
+
+    /** Hand control to the viewer who asked (the driver). */
+    accept() {
+      this._send({ type: "safety", action: "accept" });
+    }
+
+    /** Keep control: refuse the pending request (the driver). */
+    deny() {
+      this._send({ type: "safety", action: "deny" });
+    }
+
+    /** Take control at once with the robot's admin token. */
+    takeOver(token) {
+      this._send({ type: "safety", action: "takeover", token: String(token) });
+    }
+
+    /**
+     * Tell the robot how slow the link is: `{glass_ms, rtt_ms}` (either may be missing).
+     * @param {{glass_ms?: number|null, rtt_ms?: number|null}} latency
+     */
+    reportLatency(latency) {
+      const message = { type: "safety", action: "latency" };
+      for (const key of ["glass_ms", "rtt_ms"]) {
+        const v = latency ? latency[key] : undefined;
+        if (typeof v === "number" && Number.isFinite(v) && v >= 0) message[key] = v;
+      }
+      if (Object.keys(message).length > 2) this._send(message);
+    }
+
+    /** The operator's intent (an object of axis values); sent at once if it changed. */
+    setIntent(intent) {
+      this._intent = intent;
+      this._tick(true);
+    }
+
+    _currentIntent() {
+      if (this._intentFn !== null) {
+        try {
+          return this._intentFn();
+        } catch (e) {
+          console.error("rtcbot: Safety intent() failed:", e);
+          return null;
+        }
+      }
+      return this._intent;
+    }
+
+    _tick(onChange = false) {
+      if (this._isClosed || this.role !== "driver") return;
+      if (typeof document !== "undefined" && document.hidden) return; // a hidden tab goes quiet
+      const intent = this._currentIntent();
+      if (intent === null || typeof intent !== "object") return;
+      const text = JSON.stringify(intent);
+      if (onChange && text === this._lastSent) return;
+      this._lastSent = text;
+      const message = Object.assign({ type: "control" }, intent);
+      if (this._clock !== null) {
+        const sent = this._clock();
+        if (typeof sent === "number" && Number.isFinite(sent)) message.sent = sent;
+      }
+      this._send(message);
+      this.sent += 1;
+    }
+
+    _send(message) {
+      if (this._isClosed) return;
+      try {
+        this.conn.put_nowait(message);
+      } catch (e) {
+        console.warn("rtcbot: Safety could not send", message.action || message.type, e);
+      }
+    }
+
+    _receive(message) {
+      if (!message || typeof message !== "object" || message.type !== "safety") return;
+      if (typeof message.refused === "string") {
+        this._fanout.emit({ type: "refused", action: safetyText(message.action, 40),
+                            reason: message.refused.slice(0, 200) });
+        return;
+      }
+      const state = checkSafetyState(message.state);
+      if (state === null) return;
+      const wasDriving = this.role === "driver";
+      this.state = state;
+      this.role = SAFETY_ROLES.includes(message.role) ? message.role : "viewer";
+      this.you = typeof message.you === "number" || typeof message.you === "string" ? message.you : null;
+      if (Array.isArray(message.events)) {
+        for (const event of message.events.slice(0, 32)) {
+          if (event && typeof event === "object" && typeof event.event === "string") {
+            this._fanout.emit({ type: "event", event });
+          }
+        }
+      }
+      this._fanout.emit({ type: "state", role: this.role, you: this.you, state });
+      if (!wasDriving && this.role === "driver") {
+        this._lastSent = null;
+        this._tick();
+      }
+    }
+
+    /** Stop sending and listening. @returns {Promise<void>} */
+    close() {
+      if (this._isClosed) return Promise.resolve();
+      clearInterval(this._timer);
+      for (const unhook of this._unhooks) unhook();
+      if (typeof this.conn.unsubscribe === "function") this.conn.unsubscribe(this._onMessage);
+      this._fanout.close();
+      this._markClosed();
+      return Promise.resolve();
+    }
+  }
+
   // ------------------------------------------------------------------------------- websocket
 
   /**
@@ -1988,6 +2256,7 @@ function () {
     Keyboard: Keyboard,
     Gamepad: Gamepad,
     setGamepadRate: setGamepadRate,
+    Safety: Safety,
     Websocket: Websocket,
     Queue: Queue,
     RTCBotError: RTCBotError,

@@ -100,7 +100,8 @@ async def test_demo_video_overlay_keyboard_and_safe_stop(context):
         await page.close()
         await demo.expect("operator disconnected", timeout=5)
         assert await demo.stop() == 0
-    assert any("control timeout: stopping the robot" in line for line in demo.seen), demo.seen
+    assert any("safety stop: " in line and "stopping the robot" in line
+               for line in demo.seen), demo.seen
     assert demo.seen[-1] == "rtcbot demo stopped"
 
 

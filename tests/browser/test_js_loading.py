@@ -23,6 +23,7 @@ NAMES = [
     "Queue",
     "RTCBotError",
     "RTCConnection",
+    "Safety",
     "SubscriptionClosed",
     "SubscriptionFull",
     "VERSION",

@@ -2,8 +2,10 @@
 
 The robot side of the demo: a video source (the first camera, or a moving test pattern when
 there is none), one :class:`~rtcbot.RTCConnection` per browser tab (through
-:class:`~rtcbot.web.ConnectionServer`), control messages printed as they change, and a control
-timeout that "stops the motors" when the operator's commands stop arriving.
+:class:`~rtcbot.web.ConnectionServer`), and a :class:`~rtcbot.safety.SafetyGate` between the
+pages and the "motors" (whose setpoints are printed as they change): one page drives, the others
+watch; a latched E-stop (the page's button, Space, gamepad button 1, or the driver's link
+lost); limits; a slow-down when the latency grows.
 
 What the page shows on top of the video: end-to-end latency (the pattern codes each frame's
 index in its pixels; the robot sends each frame's capture time; the page decodes the index of
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import sys
@@ -42,7 +45,10 @@ class DemoOptions:
     ``token``: required by ``/connect`` when set; ``"auto"`` makes one when listening beyond
     this machine. ``camera``: OpenCV camera index, or None for the first one if any.
     ``pattern``: always use the test pattern. ``width``, ``height``, ``fps``: video format.
-    ``control_timeout``: seconds without a control message before the robot stops.
+    ``control_timeout``: seconds without a message from the driving page before the robot's
+    E-stop latches. ``admin_token``: lets a page take control at once (None: nobody can).
+    ``slow_ms``, ``stop_ms``: the latency above which the robot drives at half speed, and
+    stops (see :class:`rtcbot.safety.LatencyLimits`).
     ``ice_servers``: ICE servers for the connections (default none: same network only).
     """
 
@@ -55,6 +61,9 @@ class DemoOptions:
     height: int = 480
     fps: float = 30.0
     control_timeout: float = 0.5
+    admin_token: str | None = None
+    slow_ms: float = 300.0
+    stop_ms: float = 800.0
     ice_servers: list[Any] = field(default_factory=list)
     out: Any = None  # where to print (default sys.stdout)
 
@@ -116,23 +125,38 @@ def _open_source(options: DemoOptions, hub: VideoHub) -> None:
 
 
 class Robot:
-    """What the demo robot does with each operator: stream video, follow control messages,
-    stop when they stop."""
+    """What the demo robot does with each operator: stream video, and drive its "motors"
+    (printed setpoints) through a safety gate."""
 
     def __init__(self, options: DemoOptions, hub: VideoHub) -> None:
+        from ..safety import Axis, LatencyLimits, SafetyGate
+
         self.options = options
         self.hub = hub
-        self.state: dict[str, Any] = {"forward": 0, "turn": 0}
-        self.stopped = True
+        self.state: dict[str, Any] = {"forward": 0.0, "turn": 0.0}
+        self.source = "?"
+        self.stops = 0
         self.frame_times_skipped = 0
+        self.gate = SafetyGate(
+            [Axis("forward", -1.0, 1.0, rate=4.0), Axis("turn", -1.0, 1.0, rate=8.0)],
+            on_stop=self.stop,
+            hold_time=max(options.control_timeout, 0.3),
+            max_age=0.5,
+            link_timeout=options.control_timeout,
+            latency=LatencyLimits(slow_ms=options.slow_ms, stop_ms=options.stop_ms,
+                                  hysteresis_ms=min(50.0, options.slow_ms / 2)),
+            admin_token=options.admin_token,
+        )
+        self.gate.subscribe(self.motors)
+        self.gate.events.subscribe(self._event)
 
     def on_connection(self, conn: Any) -> None:
         video = self.hub.subscribe()
         conn.video.putSubscription(video)
         frames = self.hub.subscribe(lambda frame: self._frame_time(conn, frame))
         conn.subscribe(lambda message: self._on_message(conn, message))
-        conn.set_control_timeout(self.options.control_timeout, self.stop)
-        conn.onReady(lambda: _say(self.options, "operator connected"))
+        client = self.gate.attach(conn, age_of=_age_of)
+        conn.onReady(lambda: _say(self.options, f"operator connected ({client})"))
 
         def closed() -> None:
             for subscription in (video, frames):
@@ -140,7 +164,7 @@ class Robot:
                     self.hub.unsubscribe(subscription)
                 except KeyError:
                     pass
-            _say(self.options, "operator disconnected")
+            _say(self.options, f"operator disconnected ({client})")
 
         conn.onClose(closed)
 
@@ -155,7 +179,6 @@ class Robot:
             except (SubscriptionFull, SubscriptionClosed):
                 self.frame_times_skipped += 1  # a full or closing channel: one overlay sample
 
-
     def _on_message(self, conn: Any, message: Any) -> None:
         if not isinstance(message, dict):
             _log.warning("ignored a message that is not an object: %r", message)
@@ -165,31 +188,47 @@ class Robot:
             conn.put_nowait({"type": "clock", "page": message.get("page"),
                              "robot": time.time() * 1000})
         elif kind == "control":
-            self.control(message)
+            source = message.get("source")
+            if source in ("keyboard", "gamepad"):
+                self.source = source
 
-    def control(self, message: dict[str, Any]) -> None:
-        """A control message from the page: ``{"type": "control", "forward": -1..1,
-        "turn": -1..1, "source": "keyboard" | "gamepad"}``."""
-        state = {}
-        for key in ("forward", "turn"):
-            value = message.get(key, 0)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                _log.warning("ignored a control message with %s=%r", key, value)
-                return
-            state[key] = round(max(-1.0, min(1.0, float(value))), 2)
-        self.stopped = False
+    def motors(self, setpoint: dict[str, float]) -> None:
+        """The gate's output: what real motors would be set to. Printed when it changes."""
+        state = {key: round(value, 2) for key, value in setpoint.items()}
         if state != self.state:
             self.state = state
-            source = message.get("source", "?")
-            _say(self.options,
-                 f"control: forward={state['forward']:+.2f} turn={state['turn']:+.2f} ({source})")
+            _say(self.options, f"control: forward={state['forward']:+.2f} "
+                               f"turn={state['turn']:+.2f} ({self.source})")
+
+    def _event(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "driver":
+            who = event["driver"]
+            _say(self.options, f"safety: {'nobody' if who is None else f'operator {who}'} "
+                               f"drives ({event['reason']})")
+        elif kind == "release":
+            _say(self.options, f"safety: E-stop released by operator {event['by']}")
+        elif kind == "slowdown":
+            _say(self.options, f"safety: {event['mode']} (scale {event['scale']:g}, "
+                               f"{event['cause']} {event['latency_ms']:.0f} ms)")
+        elif kind == "request":
+            _say(self.options, f"safety: operator {event['client']} asks for control")
 
     def stop(self) -> None:
-        """The control timeout: no command for a while (or the operator left). Stop."""
-        if not self.stopped:
-            self.stopped = True
-            self.state = {"forward": 0, "turn": 0}
-            _say(self.options, "control timeout: stopping the robot")
+        """The gate's stop callback: the E-stop latched (a page, or the driver's link lost)."""
+        self.stops += 1
+        reason = self.gate.state["estop_reason"]
+        _say(self.options, f"safety stop: {reason}; stopping the robot")
+
+
+def _age_of(message: dict[str, Any]) -> float | None:
+    """A command's age in seconds from its ``sent`` field (the robot's clock in ms, as the
+    page estimates it); None when it has none."""
+    sent = message.get("sent")
+    if isinstance(sent, bool) or not isinstance(sent, (int, float)) or not math.isfinite(sent):
+        return None
+    age = time.time() - sent / 1000.0
+    return age if age > -3600 else None  # a time far in the future is no clock of ours
 
 
 def _page() -> str:
@@ -227,6 +266,7 @@ def make_app(options: DemoOptions) -> web.Application:
             except TIMEOUT_ERRORS:
                 _log.warning("the video source had not stopped after 5 s")
         hub.close()
+        robot.gate.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

@@ -199,11 +199,12 @@ class SafetyGate(SubscriptionProducerConsumer):
         the connection closing. Messages it reads: ``{"type": "control", <axis>: value...}``
         (a command) and ``{"type": "safety", "action": ...}`` with action ``"estop"`` (any page;
         ``"reason"``), ``"release"``, ``"accept"``, ``"deny"`` (the driver), ``"request"`` (a
-        viewer), ``"takeover"`` (``"token"``), ``"latency"`` (``"glass_ms"``, ``"rtt_ms"``) and
-        ``"state"``. It sends ``{"type": "safety", "you": id, "role": "driver" | "viewer",
-        "state": {...}, "events": [...]}`` on every change and ``{"type": "safety", "action":
-        ..., "refused": reason}`` when a page's action is refused. ``age_of(message)``, if
-        given, returns a command's age in seconds (None if unknown). Returns the client id.
+        viewer), ``"takeover"`` (``"token"``), ``"latency"`` (``"glass_ms"``, ``"rtt_ms"``;
+        only the driver's count) and ``"state"``. It sends ``{"type": "safety", "you": id,
+        "role": "driver" | "viewer", "state": {...}, "events": [...]}`` on every change and
+        ``{"type": "safety", "action": ..., "refused": reason}`` when a page's action is
+        refused. ``age_of(message)``, if given, returns a command's age in seconds (None if
+        unknown). Returns the client id.
         """
         client = self._nextClient
         self._nextClient += 1
@@ -271,6 +272,9 @@ class SafetyGate(SubscriptionProducerConsumer):
         elif action == "takeover":
             refused = rules.take_over(client, message.get("token"), now)
         elif action == "latency":
+            if client != rules.driver:  # a watcher's link is not the one that drives
+                self._after()
+                return
             for field, source in (("glass_ms", "glass-to-glass"), ("rtt_ms", "rtt")):
                 value = message.get(field)
                 if value is not None:

@@ -459,6 +459,9 @@ class SafetyRules:
         self._driver = client
         self._target = dict(self._zero)  # a new driver starts from standstill
         self._held_until = None
+        # the samples measured another operator's link: the new driver's reports replace them
+        self._samples.clear()
+        self._update_mode(now)
         self._emit("driver", driver=client, reason=reason)
 
     def request_control(self, client: Any, now: float) -> str | None:
