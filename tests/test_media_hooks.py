@@ -150,3 +150,29 @@ async def test_stream_ids_and_answer_codecs_are_where_the_hooks_expect_them():
     finally:
         await offerer.close()
         await answerer.close()
+
+
+async def test_remote_track_names_are_read_once_from_aiortc_parsed_description():
+    from aiortc import sdp
+
+    from rtcbot.connection import _media_hooks
+
+    offerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        senders = [offerer.addTrack(EncodedVideoTrack(VideoSender())) for _ in range(3)]
+        for name, sender in zip(("front", "back", "arm"), senders, strict=True):
+            assert _media_hooks.set_stream_id(sender, name)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        # the private parsed description the hook reads is where it expects it
+        parsed = getattr(answerer, _media_hooks._REMOTE_ATTR)()
+        assert isinstance(parsed, sdp.SessionDescription)
+        tracks = [t.receiver.track for t in answerer.getTransceivers()]
+        names = [_media_hooks.remote_stream_id(answerer, track) for track in tracks]
+        assert names == ["front", "back", "arm"]
+        # one reading for the three tracks: the cache holds that very description
+        assert _media_hooks._stream_ids[answerer][0] is parsed
+    finally:
+        await offerer.close()
+        await answerer.close()

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from rtcbot.connection import RTCConnection
+from rtcbot.connection._connection import InvalidDescription, validate_description
 from rtcbot.web import add_rtcbot_routes
 from rtcbot.web._connect import host_cannot_rebind
 
@@ -211,3 +212,43 @@ async def test_a_non_ascii_authorization_header_gets_403_not_500(caplog):
             writer.close()
             assert b" 403 " in head, head
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ------------------------------------------------------------------------- SDP limits
+
+
+def many_sections(count: int, candidates_each: int = 1) -> str:
+    section = ["m=audio 9 UDP/TLS/RTP/SAVPF 0", "c=IN IP4 0.0.0.0", "a=rtpmap:0 PCMU/8000"]
+    section += [f"a=candidate:{i} 1 udp 2130706431 10.0.0.{i % 250} 4{i:04d} typ host"
+                for i in range(candidates_each)]
+    lines = ["v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0"]
+    for mid in range(count):
+        lines += [*section, f"a=mid:{mid}"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def test_sdp_limits_are_checked_by_counting_before_any_parsing():
+    validate_description({"type": "offer", "sdp": many_sections(8, 4)})
+    with pytest.raises(InvalidDescription, match="180 media sections"):
+        validate_description({"type": "offer", "sdp": many_sections(180)})
+    with pytest.raises(InvalidDescription, match="300 ICE candidates"):
+        validate_description({"type": "offer", "sdp": many_sections(3, 100)})
+    with pytest.raises(InvalidDescription, match="too long"):
+        validate_description({"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 20_000})
+    # the limits are parameters
+    with pytest.raises(InvalidDescription, match="at most 2"):
+        validate_description({"type": "offer", "sdp": many_sections(3)}, max_media=2)
+
+
+async def test_an_offer_with_180_media_sections_is_refused_with_400_and_holds_nothing():
+    async with serve() as (base, _port, session, server):
+        async with asyncio.timeout(20):
+            body = {"type": "offer", "sdp": many_sections(180)}
+            assert len(json.dumps(body)) < server.max_body_size
+            async with session.post(f"{base}/connect", json=body) as resp:
+                assert resp.status == 400
+                assert "180 media sections" in await resp.text()
+            assert not server.connections and server._pending == 0
+            status, conn = await connect(session, base)
+            assert status == 200
+            await conn.close()

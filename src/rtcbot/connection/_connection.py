@@ -65,13 +65,29 @@ class InvalidDescription(RTCBotError, ValueError):
 # ---------------------------------------------------------------------------------- input rules
 
 
-def validate_description(description: Any) -> RTCSessionDescription:
+#: Limits on a remote session description, checked before any parsing. A robot with several
+#: cameras, a microphone and data channels offers under 10 media sections and a few dozen
+#: candidates in a few kilobytes; a stranger's 180-section offer blocked the loop for seconds.
+MAX_SDP_SIZE = 64 * 1024
+MAX_MEDIA_SECTIONS = 32
+MAX_CANDIDATES = 256
+
+
+def validate_description(
+    description: Any,
+    *,
+    max_size: int = MAX_SDP_SIZE,
+    max_media: int = MAX_MEDIA_SECTIONS,
+    max_candidates: int = MAX_CANDIDATES,
+) -> RTCSessionDescription:
     """Check a session description received from signalling and return it as aiortc's type.
 
     ``description`` must be a dict (or an object with ``sdp`` and ``type`` attributes, such as
     an ``RTCSessionDescription``) with ``"sdp"``: a str starting with ``v=`` and ``"type"``:
-    ``"offer"`` or ``"answer"``. Raises :class:`InvalidDescription` (a ``ValueError``) naming
-    what is wrong.
+    ``"offer"`` or ``"answer"``, of at most ``max_size`` characters, ``max_media`` media
+    sections (``m=`` lines) and ``max_candidates`` ICE candidates. The limits are checked by
+    counting, before anything is parsed, so a huge offer costs microseconds. Raises
+    :class:`InvalidDescription` (a ``ValueError``) naming what is wrong.
     """
     if isinstance(description, dict):
         sdp, kind = description.get("sdp"), description.get("type")
@@ -95,9 +111,23 @@ def validate_description(description: Any) -> RTCSessionDescription:
         )
     if not isinstance(sdp, str):
         raise InvalidDescription(f"session description 'sdp' must be a str, got {describe(sdp)}")
+    if len(sdp) > max_size:
+        raise InvalidDescription(
+            f"session description 'sdp' is too long: {len(sdp)} characters (at most {max_size})"
+        )
     if not sdp.lstrip().startswith("v="):
         raise InvalidDescription(
             f"session description 'sdp' is not SDP (it must start with 'v=0'): {describe(sdp)}"
+        )
+    media = sdp.count("\nm=")
+    if media > max_media:
+        raise InvalidDescription(
+            f"session description has {media} media sections (at most {max_media})"
+        )
+    candidates = sdp.count("a=candidate:")
+    if candidates > max_candidates:
+        raise InvalidDescription(
+            f"session description has {candidates} ICE candidates (at most {max_candidates})"
         )
     if "\nm=" not in sdp:
         raise InvalidDescription(

@@ -16,12 +16,16 @@ upgrade changes them.
    :class:`~rtcbot.media.jitterbuffer.MarkerJitterBuffer` (same ``add`` interface).
 3. The negotiated codec of a transceiver (``RTCRtpTransceiver._codecs``), which decides how
    aiortc packetizes our packets: :func:`negotiated_codec`.
+4. The remote description as aiortc parsed it (``RTCPeerConnection.__remoteDescription``):
+   :func:`remote_stream_id` reads the track names there once per description, where the
+   public ``remoteDescription`` would print and reparse the whole SDP for every track.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -162,21 +166,65 @@ def prefer_codec_in_answer(transceiver: Any, codec: str) -> bool:
 def remote_stream_id(pc: Any, track: Any) -> str | None:
     """The stream id the peer announced for its ``track`` (an incoming aiortc track), from the
     ``a=msid`` line of its media section in the remote description; None if none. A track that
-    rtcbot's peer named carries its name here."""
-    from aiortc import sdp
+    rtcbot's peer named carries its name here.
 
+    The remote description is read once for all its tracks (not once per track: that cost
+    grew with the square of the number of media sections a peer may send)."""
     transceiver = next(
         (t for t in pc.getTransceivers() if getattr(t.receiver, "track", None) is track), None
     )
+    if transceiver is None or transceiver.mid is None:
+        return None
+    return _remote_stream_ids(pc).get(transceiver.mid)
+
+
+#: pc -> (the parsed remote description it was read from, {mid: stream id})
+_stream_ids: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_REMOTE_ATTR = "_RTCPeerConnection__remoteDescription"
+
+
+def _parsed_remote_description(pc: Any) -> Any:
+    """aiortc's own parsed remote description (``sdp.SessionDescription``) of ``pc``, or None.
+
+    aiortc's public ``remoteDescription`` prints the whole SDP again at every access; its
+    private ``__remoteDescription()`` returns the description it parsed. Falls back (warning
+    once) to parsing the public text."""
+    from aiortc import sdp
+
+    private = getattr(pc, _REMOTE_ATTR, None)
+    if callable(private):
+        description = private()
+        if description is None or isinstance(description, sdp.SessionDescription):
+            return description
+    _warn_once(
+        "remote_description",
+        "this aiortc version does not keep RTCPeerConnection.__remoteDescription as expected: "
+        "the remote SDP is parsed once more to read track names",
+    )
     remote = pc.remoteDescription
-    if transceiver is None or remote is None or transceiver.mid is None:
+    if remote is None:
         return None
     try:
-        description = sdp.SessionDescription.parse(remote.sdp)
+        return sdp.SessionDescription.parse(remote.sdp)
     except Exception:  # pragma: no cover - aiortc parsed it already
         return None
+
+
+def _remote_stream_ids(pc: Any) -> dict[str, str]:
+    description = _parsed_remote_description(pc)
+    if description is None:
+        return {}
+    cached = _stream_ids.get(pc)
+    if cached is not None and cached[0] is description:
+        return cached[1]
+    ids: dict[str, str] = {}
     for media in description.media:
-        if media.rtp.muxId == transceiver.mid and media.msid:
+        mid = getattr(media.rtp, "muxId", None)
+        if mid and media.msid:
             stream_id = media.msid.split()[0]
-            return None if stream_id == "-" else stream_id
-    return None
+            if stream_id != "-":
+                ids[mid] = stream_id
+    _stream_ids[pc] = (description, ids)
+    return ids

@@ -32,6 +32,7 @@ from aiohttp import web
 from ..base._compat import TIMEOUT_ERRORS
 from ..base._compat import timeout as aio_timeout
 from ..base.errors import SubscriptionClosed
+from ..connection._connection import InvalidDescription, validate_description
 from ..ice import IceConfig, load_ice_config
 from ..web import ConnectionServer, serve_rtcbot_js
 from ..websocket import Websocket
@@ -292,8 +293,10 @@ class RelayServer:
                 "waiting", headers={"Retry-After": "2"}
             )
         offer = await self._checks.read_offer(request)
-        if not isinstance(offer.get("sdp"), str):
-            raise web.HTTPBadRequest(text="the offer has no 'sdp' (a str)")
+        try:  # the robot's own limits, checked here before its link carries the offer
+            validate_description(offer)
+        except InvalidDescription as exc:
+            raise web.HTTPBadRequest(text=f"invalid offer: {exc}") from None
         # Checked again after the await: the robot may have left, or other requests taken
         # the slots meanwhile (nothing awaits between here and taking one).
         session = self._robots.get(name)

@@ -279,7 +279,7 @@ class ConnectionServer:
             _bad_offer_log.warning("could not answer an offer: %s", _shown(repr(exc), 300),
                                    exc_info=not isinstance(exc, ValueError))
             raise web.HTTPBadRequest(
-                text=f"invalid offer: {_shown(f'{type(exc).__name__}: {exc}', 300)}"
+                text=f"invalid offer: {_cut(f'{type(exc).__name__}: {exc}', 300)}"
             ) from None
         if not conn.closed:
             self._connections.add(conn)
@@ -353,6 +353,11 @@ def _same_secret(given: str, expected: str) -> bool:
 def _shown(text: str, limit: int = 100) -> str:
     """``repr(text)``, cut to ``limit`` characters: safe to put in a reply or a log line."""
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _request_token(request: web.Request) -> str | None:
