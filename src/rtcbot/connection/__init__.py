@@ -8,6 +8,7 @@ from ._connection import (
     InvalidDescription,
     PeerVanished,
     RTCConnection,
+    SessionGone,
     SignalingError,
     close_all,
     make_configuration,
@@ -24,6 +25,7 @@ from ._media import (
     VideoReceiver,
     VideoSender,
 )
+from ._resume import ResumeStatistics
 
 __all__ = [
     "AudioReceiver",
@@ -38,6 +40,8 @@ __all__ = [
     "MediaError",
     "PeerVanished",
     "RTCConnection",
+    "ResumeStatistics",
+    "SessionGone",
     "SignalingError",
     "VideoReceiver",
     "VideoSender",

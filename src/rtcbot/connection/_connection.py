@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Callable, Generator, Iterable
@@ -23,14 +24,22 @@ from ..base.base import SubscriptionProducer, SubscriptionProducerConsumer
 from ..base.errors import RTCBotError
 from ..base.subscriptions import describe
 from ._datachannel import DataChannel
-from ._heartbeat import HEARTBEAT_CHANNEL_ID, HEARTBEAT_LABEL, Heartbeat
+from ._heartbeat import (
+    HEARTBEAT_CHANNEL_ID,
+    HEARTBEAT_LABEL,
+    PEER_TIMEOUT,
+    PING_INTERVAL,
+    Heartbeat,
+)
 from ._media import ConnectionAudioHandler, ConnectionVideoHandler
+from ._resume import DEFAULT_RESUME_WINDOW, ResumePolicy, ResumeStatistics
 
 __all__ = [
     "ConnectionLost",
     "InvalidDescription",
     "PeerVanished",
     "RTCConnection",
+    "SessionGone",
     "SignalingError",
 ]
 
@@ -50,6 +59,12 @@ class ConnectionLost(RTCBotError, ConnectionError):
 class PeerVanished(ConnectionLost):
     """The peer stopped answering the heartbeat: its process was killed, its tab closed, or the
     network between us was cut."""
+
+
+class SessionGone(ConnectionLost):
+    """The peer no longer knows the session a resume offer names (it closed it, its resume
+    window expired, or it restarted): the session cannot resume. A resume signalling function
+    raises it to stop the attempts; the connection then closes with it as its error."""
 
 
 class SignalingError(RTCBotError):
@@ -251,6 +266,21 @@ class RTCConnection(SubscriptionProducerConsumer):
     ``connect_timeout``: seconds, from the moment both descriptions are set, for the peers to
     connect; past it the connection fails with :class:`ConnectionLost` and closes (aiortc
     alone keeps trying for minutes when the peers cannot reach each other). None: no limit.
+
+    **Resumable sessions.** A session outlives its transport: when the link is lost (the
+    heartbeat goes quiet, ICE or DTLS fails, the transport closes without the peer saying
+    goodbye), the side that offered brings up a new transport through its signalling path
+    (:meth:`set_resume_signaling`; ``rtcbot.web.connect`` and the relay set it), with
+    back-off, for up to ``resume_window`` seconds (None: forever; 0: never resume, close at
+    once as before). The answering side waits as long for the resume offer
+    (:meth:`accept_resume`). The same object carries on: subscriptions, data channels,
+    tracks, encoders and the control timeout (which still fires during the gap). During the
+    gap, messages put on a reliable channel wait (bounded) and are sent after the resume.
+    :meth:`on_link_lost` and :meth:`on_link_restored` say when; ``onClose`` fires only when
+    either side closes or the window expires (then with a :class:`PeerVanished` error).
+
+    ``heartbeat_interval`` / ``heartbeat_timeout``: seconds between pings, and of silence
+    after which the link counts as lost (defaults 0.5 s and 2.5 s).
     """
 
     def __init__(
@@ -260,6 +290,9 @@ class RTCConnection(SubscriptionProducerConsumer):
         rtcConfiguration: Any = None,
         *,
         connect_timeout: float | None = 20.0,
+        resume_window: float | None = DEFAULT_RESUME_WINDOW,
+        heartbeat_interval: float = PING_INTERVAL,
+        heartbeat_timeout: float = PEER_TIMEOUT,
     ) -> None:
         super().__init__(logger=_log)
         if connect_timeout is not None and not connect_timeout > 0:
@@ -278,10 +311,20 @@ class RTCConnection(SubscriptionProducerConsumer):
                                     logger=_log)
         self._default.onReady(self._onDefaultOpen)
         self._default.onClose(self._onDefaultClosed)
+        self._default._transportClosed = self._channelTransportClosed
+        self._default._opened = self._transportUp
         self._channels: dict[str, DataChannel] = {}
         self._unattached: list[DataChannel] = []
         self._remoteChannels = SubscriptionProducer(logger=_log)
-        self._heartbeat = Heartbeat()
+        self._heartbeat = Heartbeat(heartbeat_interval, heartbeat_timeout)
+        self._resume = ResumePolicy(resume_window)
+        self._resumeSignal: Callable[[dict[str, str]], Any] | None = None
+        self._resumeTask: asyncio.Task[None] | None = None
+        self._windowTimer: asyncio.TimerHandle | None = None
+        self._linkUp: asyncio.Future[None] | None = None
+        self._oldPcTasks: set[asyncio.Task[None]] = set()
+        self._eventSubscribers["link_lost"] = []
+        self._eventSubscribers["link_restored"] = []
         self._mediaOnly = False
         self._heartbeatChannel: Any = None
         self._heartbeatTimer: asyncio.TimerHandle | None = None
@@ -304,9 +347,9 @@ class RTCConnection(SubscriptionProducerConsumer):
         pc = self._pc
         if pc is None:
             pc = RTCPeerConnection(self._configuration)
-            pc.on("connectionstatechange", self._onConnectionState)
-            pc.on("datachannel", self._onRemoteChannel)
-            pc.on("track", self._onTrack)
+            pc.on("connectionstatechange", functools.partial(self._onConnectionState, pc))
+            pc.on("datachannel", functools.partial(self._onRemoteChannel, pc))
+            pc.on("track", functools.partial(self._onTrack, pc))
             self._pc = pc
         return pc
 
@@ -406,7 +449,11 @@ class RTCConnection(SubscriptionProducerConsumer):
             self.audio._addTransceivers(pc, False)
 
     def _armConnectTimer(self) -> None:
-        if self._connectTimeout is None or self._connectTimer is not None:
+        if (
+            self._connectTimeout is None
+            or self._connectTimer is not None
+            or self._resume.state != "new"  # a resume: the resume window bounds it
+        ):
             return
         self._connectTimer = asyncio.get_running_loop().call_later(
             self._connectTimeout, self._connectTimedOut
@@ -427,10 +474,9 @@ class RTCConnection(SubscriptionProducerConsumer):
 
     # ------------------------------------------------------------------ events from aiortc
 
-    def _onConnectionState(self) -> None:
-        pc = self._pc
-        if pc is None:
-            return
+    def _onConnectionState(self, pc: RTCPeerConnection) -> None:
+        if pc is not self._pc:
+            return  # a transport we already let go of
         state = pc.connectionState
         self._log.debug("connection state %s", state)
         if state == "connected":
@@ -446,14 +492,19 @@ class RTCConnection(SubscriptionProducerConsumer):
                     return
             if pc.sctp is None:
                 self._setReady(True)
+                self._transportUp()
         elif state == "failed":
-            self._setError(
+            self._linkLost(
                 ConnectionLost("the WebRTC connection failed (ICE or DTLS): the peer is "
                                "unreachable or stopped answering")
             )
         elif state == "closed" and not (self._closedFlag or self._closing):
-            self._log.info("the peer closed the connection")
-            self.close()
+            if self._mayResume():
+                self._linkLost(ConnectionLost("the transport closed without the peer saying "
+                                              "goodbye"))
+            else:
+                self._log.info("the peer closed the connection")
+                self.close()
 
     def _onDefaultOpen(self) -> None:
         self._setReady(True)
@@ -466,8 +517,19 @@ class RTCConnection(SubscriptionProducerConsumer):
                 self._log.info("the peer closed the default data channel")
             self.close()
 
-    def _onRemoteChannel(self, rtc: Any) -> None:
+    def _onRemoteChannel(self, pc: RTCPeerConnection, rtc: Any) -> None:
+        if pc is not self._pc:
+            return
         label = rtc.label
+        existing = self._channels.get(label)
+        if (
+            existing is not None
+            and not existing._local
+            and existing._rtc is None
+            and not existing.closed
+        ):  # a resumed session: the peer's channel of the next transport
+            existing._attach(rtc)
+            return
         if label == DEFAULT_CHANNEL:
             if self._default._rtc is None:
                 self._default._attach(rtc)
@@ -490,7 +552,9 @@ class RTCConnection(SubscriptionProducerConsumer):
         except Exception:
             self._log.exception("onDataChannel delivery failed")
 
-    def _onTrack(self, track: Any) -> None:
+    def _onTrack(self, pc: RTCPeerConnection, track: Any) -> None:
+        if pc is not self._pc:
+            return
         kind = getattr(track, "kind", None)
         handler = self.video if kind == "video" else self.audio if kind == "audio" else None
         if handler is None:
@@ -513,6 +577,9 @@ class RTCConnection(SubscriptionProducerConsumer):
         channel.on("open", self._onHeartbeatOpen)
         channel.on("message", self._onHeartbeatMessage)
         self._heartbeatChannel = channel
+        self._heartbeat.advertise_resume = (
+            self._role == "offerer" and self._resumeSignal is not None and self._resume.enabled
+        )
 
     def _now(self) -> float:
         loop = self._loop
@@ -528,6 +595,9 @@ class RTCConnection(SubscriptionProducerConsumer):
         reply = self._heartbeat.receive(message, self._now())
         if reply is not None:
             self._sendHeartbeat(reply)
+        elif self._heartbeat.peer_said_bye and not (self._closedFlag or self._closing):
+            self._log.info("the peer closed the connection (it said goodbye)")
+            self.close()
 
     def _sendHeartbeat(self, text: str) -> None:
         channel = self._heartbeatChannel
@@ -550,7 +620,7 @@ class RTCConnection(SubscriptionProducerConsumer):
                 heartbeat.heard(channel.last_received)
         if heartbeat.expired(now):
             silence = heartbeat.silence(now) or 0.0
-            self._setError(
+            self._linkLost(
                 PeerVanished(
                     f"the peer vanished: nothing received for {silence:.1f} s (heartbeat "
                     f"timeout {heartbeat.timeout:g} s); its process was killed, its tab "
@@ -563,6 +633,259 @@ class RTCConnection(SubscriptionProducerConsumer):
         wakeup = heartbeat.next_wakeup()
         if wakeup is not None:
             self._heartbeatTimer = loop.call_at(wakeup, self._onHeartbeatTimer)
+
+    # ------------------------------------------------------------------ resumable sessions
+
+    def set_resume_signaling(self, send_offer: Callable[[dict[str, str]], Any] | None) -> None:
+        """How this (offering) side re-establishes a lost link: ``await send_offer(offer)``
+        takes our new offer (``{"sdp", "type": "offer"}``) to the peer through the same path as
+        the first one and returns its answer (the peer calls :meth:`accept_resume`). It may
+        raise :class:`SessionGone` when the peer refuses the session (attempts stop and the
+        connection closes); any other exception, or taking longer than the attempt timeout
+        (3 s), fails one attempt, and the next follows after a back-off (0.2 s doubling up to
+        1 s) until the resume window expires. It is cancelled when an attempt times out or the
+        connection closes. None: do not resume (a lost link closes the connection).
+        ``rtcbot.web.connect`` and the relay set it for you. Call it before connecting, so the
+        peer learns (in the heartbeat) that it should wait for the resume.
+        """
+        if send_offer is not None and not callable(send_offer):
+            raise TypeError(f"send_offer must be a coroutine function or None, got "
+                            f"{send_offer!r}")
+        self._resumeSignal = send_offer
+        self._heartbeat.advertise_resume = (
+            self._role == "offerer" and send_offer is not None and self._resume.enabled
+        )
+
+    async def accept_resume(self, description: Any) -> dict[str, str]:
+        """Answer the peer's resume offer (on the answering side): the session goes on over a
+        new transport, with the same channels, subscriptions and tracks. Returns our answer,
+        once ICE gathering is complete. Raises :class:`InvalidDescription` for a malformed
+        offer and :class:`SignalingError` when this connection cannot resume (it is closed,
+        never connected, made the offer itself, or has ``resume_window=0``). Cancelling it
+        leaves the link lost; the peer's next attempt starts over."""
+        checked = validate_description(description)
+        if checked.type != "offer":
+            raise InvalidDescription(f"a resume needs an offer, got an {checked.type!r}")
+        async with self._lock():
+            if self._closedFlag or self._closing:
+                raise SignalingError("the connection is closed: the session cannot resume")
+            if self._role != "answerer":
+                raise SignalingError("only the answering side accepts a resume offer")
+            if not self._resume.enabled:
+                raise SignalingError("this connection does not resume (resume_window=0)")
+            if self._resume.state == "new":
+                raise SignalingError("this connection was never connected: nothing to resume")
+            self._heartbeat.peer_resumes = True
+            if self._resume.up:  # the peer noticed the loss before we did
+                self._linkLost(ConnectionLost("the peer re-established the link"))
+            else:
+                self._dropTransport()  # an earlier attempt's transport, if any
+            pc = self._ensurePc()
+            await self._setRemote(pc, checked)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+            return _as_dict(pc.localDescription)
+
+    @property
+    def link_up(self) -> bool:
+        """True while the session has a working transport (False before it first connects,
+        during a gap, and once closed)."""
+        return self._resume.up and not self._closedFlag
+
+    @property
+    def resume_window(self) -> float | None:
+        """Seconds a lost link may take to come back (None: forever; 0: no resume)."""
+        return self._resume.window
+
+    def link_statistics(self) -> ResumeStatistics:
+        """What the link went through: losses, restores, attempts, gap lengths (see
+        :class:`~rtcbot.connection.ResumeStatistics`)."""
+        return self._resume.statistics(self._now())
+
+    def on_link_lost(self, callback: Any = None) -> Any:
+        """Run ``callback`` each time the link is lost (the session goes on and tries to
+        resume): a function or coroutine function gets the :class:`ConnectionLost` saying
+        why; an object with ``put_nowait`` receives it. Returns ``callback`` (a decorator).
+        With no argument, ``reason = await conn.on_link_lost()`` waits for the next loss
+        (None if the connection closes first; cancelling the await is harmless). Stop the
+        robot here if it must not wait for the control timeout."""
+        return self._subscribeEvent("link_lost", callback)
+
+    def on_link_restored(self, callback: Any = None) -> Any:
+        """Run ``callback`` (no argument; ``put_nowait`` receives None) each time a lost link
+        is back. With no argument, ``await conn.on_link_restored()`` waits for the next
+        restore (None also if the connection closes first)."""
+        return self._subscribeEvent("link_restored", callback)
+
+    def _mayResume(self) -> bool:
+        """Whether a lost link is resumed rather than closing the session."""
+        if self._closedFlag or self._closing or not self._resume.enabled:
+            return False
+        if self._resume.state not in ("up", "lost") or self._heartbeat.peer_said_bye:
+            return False
+        if self._role == "offerer":
+            return self._resumeSignal is not None
+        return self._role == "answerer" and self._heartbeat.peer_resumes
+
+    def _trackMayResume(self, receiver: Any) -> bool:
+        """A remote track ended: True if with its transport, in a session that resumes (the
+        receiver then waits for the next transport's track)."""
+        if not self._mayResume():
+            return False
+        if self._resume.is_lost:
+            return True
+        rtp = getattr(receiver, "receiver", None)
+        dtls = getattr(rtp, "transport", None)
+        return getattr(dtls, "state", "closed") != "connected"
+
+    def _channelTransportClosed(self, channel: DataChannel) -> bool:
+        """An aiortc data channel closed: True if it closed with its transport in a session
+        that resumes (the channel is kept for the next transport)."""
+        if self._closedFlag or self._closing:
+            return False
+        if self._resume.is_lost:
+            return True
+        pc = self._pc
+        sctp = None if pc is None else pc.sctp
+        if sctp is not None and sctp.state == "connected":
+            return False  # the peer closed this channel, on purpose
+        if not self._mayResume():
+            return False
+        self._linkLost(ConnectionLost(
+            "the transport closed without the peer saying goodbye"
+        ))
+        return True
+
+    def _transportUp(self) -> None:
+        """The transport works (the default channel opened; for a media-only peer, ICE and
+        DTLS connected)."""
+        if self._closedFlag or self._closing:
+            return
+        if self._resume.connected(self._now()):
+            timer, self._windowTimer = self._windowTimer, None
+            if timer is not None:
+                timer.cancel()
+            waiter, self._linkUp = self._linkUp, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            gap = self._resume.statistics().last_gap_s or 0.0
+            self._log.info("link restored after %.2f s", gap)
+            self._resolveWaiters("link_restored", None)
+            self._fire("link_restored")
+
+    def _linkLost(self, reason: ConnectionLost) -> None:
+        """The link is lost: resume if the session may, else fail with ``reason``."""
+        if self._closedFlag or self._closing:
+            return
+        if not self._mayResume():
+            self._setError(reason)
+            return
+        if not self._resume.lost(self._now()):
+            return  # already lost (an attempt's transport failed: the resume loop handles it)
+        window = self._resume.window
+        self._log.warning(
+            "link lost (%s); the session waits %s for it to come back", reason,
+            "forever" if window is None else f"{window:g} s",
+        )
+        self._dropTransport()
+        loop = self._loop
+        deadline = self._resume.deadline
+        if loop is not None and deadline is not None:
+            self._windowTimer = loop.call_at(deadline, self._windowExpired)
+        if loop is not None:
+            self._linkUp = loop.create_future()
+        if self._role == "offerer" and loop is not None:
+            self._resumeTask = self._spawn(
+                self._resumeLoop(), critical=False, name="rtcbot resume session"
+            )
+        self._resolveWaiters("link_lost", reason)
+        self._fire("link_lost", reason)
+
+    def _dropTransport(self) -> None:
+        """Let go of the current peer connection (closed in the background) and keep
+        everything that lives above it for the next one."""
+        pc, self._pc = self._pc, None
+        for timer in (self._heartbeatTimer, self._connectTimer):
+            if timer is not None:
+                timer.cancel()
+        self._heartbeatTimer = self._connectTimer = None
+        heartbeat_channel, self._heartbeatChannel = self._heartbeatChannel, None
+        if heartbeat_channel is not None:
+            heartbeat_channel.remove_all_listeners()
+        self._heartbeat.reset()
+        requeue = []
+        for channel in (self._default, *self._channels.values()):
+            if channel.closed:
+                continue
+            channel._detach()
+            if channel._local and channel is not self._default and channel not in (
+                self._unattached
+            ):
+                requeue.append(channel)
+        self._unattached = requeue + self._unattached
+        self.video._releaseTransport()
+        self.audio._releaseTransport()
+        loop = self._loop
+        if pc is not None:
+            pc.remove_all_listeners()
+            if loop is not None and not loop.is_closed():
+                task = loop.create_task(self._closePc(pc))
+                self._oldPcTasks.add(task)
+                task.add_done_callback(self._oldPcTasks.discard)
+
+    def _windowExpired(self) -> None:
+        self._windowTimer = None
+        if self._closedFlag or self._closing or not self._resume.expired(self._now()):
+            return
+        self._setError(PeerVanished(
+            f"the link was lost and did not come back within the resume window "
+            f"({self._resume.window:g} s)"
+        ))
+
+    async def _resumeLoop(self) -> None:
+        policy = self._resume
+        loop = asyncio.get_running_loop()
+        while policy.is_lost and not (self._closedFlag or self._closing):
+            start = policy.next_attempt()
+            if start is None:
+                return
+            delay = start - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the back-off (a timer, not a synchronisation)
+                continue
+            policy.attempt_started(loop.time())
+            try:
+                async with aio_timeout(policy.attempt_timeout):
+                    await self._attemptResume()
+            except SessionGone as exc:
+                self._log.warning("the session cannot resume: %s", exc)
+                self._setError(exc)
+                return
+            except Exception as exc:  # includes the attempt's timeout
+                self._log.info("resume attempt %d failed: %r", policy.statistics().attempts, exc)
+                policy.attempt_failed(loop.time())
+                if policy.is_lost:
+                    self._dropTransport()
+            else:
+                return
+
+    async def _attemptResume(self) -> None:
+        signal = self._resumeSignal
+        if signal is None:
+            raise SessionGone("no resume signalling is set")
+        async with self._lock():
+            pc = self._ensurePc()
+            offer = await self._offer(pc)
+        answer = validate_description(await signal(offer))
+        if answer.type != "answer":
+            raise InvalidDescription(f"the resume offer got an {answer.type!r}, not an answer")
+        async with self._lock():
+            if pc is not self._pc:
+                raise ConnectionLost("the attempt's transport was dropped")
+            await self._setRemote(pc, answer)
+        waiter = self._linkUp
+        if waiter is not None and self._resume.is_lost:
+            await asyncio.shield(waiter)
 
     # ------------------------------------------------------------------ messages (default channel)
 
@@ -656,7 +979,7 @@ class RTCConnection(SubscriptionProducerConsumer):
         pc = self._pc
         if pc is not None and self._role is not None and (
             pc.sctp is not None or self._role == "offerer"
-        ):
+        ) and pc.connectionState not in ("failed", "closed"):
             channel._attach(pc.createDataChannel(name, ordered=bool(ordered)))
         else:
             self._unattached.append(channel)
@@ -664,6 +987,7 @@ class RTCConnection(SubscriptionProducerConsumer):
 
     def _addChannel(self, channel: DataChannel) -> None:
         self._channels[channel.name] = channel
+        channel._transportClosed = self._channelTransportClosed
 
         def forget() -> None:
             if self._channels.get(channel.name) is channel:
@@ -706,12 +1030,14 @@ class RTCConnection(SubscriptionProducerConsumer):
         """Numbers about the connection, for a program to read::
 
             {
-              "state": "new" | "connecting" | "connected" | "failed" | "closed",
+              "state": "new" | "connecting" | "connected" | "failed" | "lost" | "closed",
               "role": "offerer" | "answerer" | None,
               "rtt_ms": float | None,        # heartbeat round trip, averaged
               "heartbeat": {"rtt_ms", "rtt_min_ms", "rtt_avg_ms", "pings_sent",
                             "pongs_received", "peer_speaks_heartbeat"},
               "rtcp_rtt_ms": float | None,   # media round trip from RTCP reports (if sending)
+              "link": {"state", "losses", "restores", "attempts", "failed_attempts",
+                       "last_gap_s", "longest_gap_s", "gap_s"},   # see link_statistics()
               "channels": {name: {"sent", "received", "not_json", "refused", "failed",
                                   "pending", "buffered_bytes"}},   # "default" included
               "video": {...}, "audio": {...},  # per track, from conn.video / conn.audio
@@ -725,12 +1051,15 @@ class RTCConnection(SubscriptionProducerConsumer):
         for name, channel in self._channels.items():
             channels[name] = dataclasses.asdict(channel.statistics())
         result: dict[str, Any] = {
-            "state": "closed" if self._closedFlag else (pc.connectionState if pc else "new"),
+            "state": "closed" if self._closedFlag else (
+                "lost" if self._resume.is_lost else (pc.connectionState if pc else "new")
+            ),
             "role": self._role,
             "rtt_ms": heartbeat["rtt_avg_ms"],
             "heartbeat": heartbeat,
             "rtcp_rtt_ms": None,
             "channels": channels,
+            "link": dataclasses.asdict(self.link_statistics()),
             "video": {},
             "audio": {},
         }
@@ -767,10 +1096,20 @@ class RTCConnection(SubscriptionProducerConsumer):
             return _Closing(self._pcCloseTask)
         self._closing = True  # the close events below must not re-enter
         self._closedChannels = [*self._channels.values(), *self._unattached]
-        for timer in (self._heartbeatTimer, self._connectTimer):
+        self._resume.close()
+        for timer in (self._heartbeatTimer, self._connectTimer, self._windowTimer):
             if timer is not None:
                 timer.cancel()
-        self._heartbeatTimer = self._connectTimer = None
+        self._heartbeatTimer = self._connectTimer = self._windowTimer = None
+        heartbeat_channel = self._heartbeatChannel
+        if heartbeat_channel is not None and heartbeat_channel.readyState == "open":
+            for _ in range(3):  # unreliable channel: say it more than once
+                self._sendHeartbeat(self._heartbeat.make_bye())
+        waiter, self._linkUp = self._linkUp, None
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+        self._resolveWaiters("link_lost", None)
+        self._resolveWaiters("link_restored", None)
         for closer in (
             self._default.close,
             *(c.close for c in list(self._channels.values())),
@@ -803,6 +1142,8 @@ class RTCConnection(SubscriptionProducerConsumer):
         task = self._pcCloseTask
         if task is not None:
             await asyncio.shield(task)
+        if self._oldPcTasks:
+            await asyncio.gather(*list(self._oldPcTasks), return_exceptions=True)
         for channel in self._closedChannels:
             await channel._waitClosed()
 

@@ -114,6 +114,14 @@ class DataChannel(SubscriptionProducerConsumer):
         self._controlAction: Callable[[], Any] | None = None
         self._controlTimer: asyncio.TimerHandle | None = None
         self._controlTasks: set[asyncio.Task[Any]] = set()
+        #: Set by the connection: called when the aiortc channel closes; returns True when the
+        #: connection keeps this channel for the next transport (a lost link) instead.
+        self._transportClosed: Callable[[DataChannel], bool] | None = None
+        #: Set by the connection: called each time an aiortc channel opens (also after a
+        #: resume, when ``onReady`` does not fire again).
+        self._opened: Callable[[], Any] | None = None
+        #: True for a channel this side created (it recreates it on a new transport).
+        self._local = rtcDataChannel is None
         self._addFinisher(self._waitControlTasks)
         if rtcDataChannel is not None:
             self._attach(rtcDataChannel)
@@ -169,6 +177,25 @@ class DataChannel(SubscriptionProducerConsumer):
         elif rtc.readyState == "closed":
             self.close()
 
+    def _detach(self) -> None:
+        """Let go of the aiortc channel (its transport is gone) but stay open: messages put
+        from now on wait in the pending queue (bounded) and go out, in order, once
+        :meth:`_attach` binds a channel of the next transport and it opens."""
+        rtc, self._rtc = self._rtc, None
+        self._open = False
+        if rtc is None:
+            return
+        for event, handler in (
+            ("message", self._onMessage),
+            ("open", self._onOpen),
+            ("close", self._onRtcClose),
+            ("bufferedamountlow", self._wakeRoomWaiters),
+        ):
+            try:
+                rtc.remove_listener(event, handler)
+            except (KeyError, ValueError):
+                pass
+
     def _onOpen(self) -> None:
         if self._closedFlag or self._open:
             return
@@ -192,6 +219,9 @@ class DataChannel(SubscriptionProducerConsumer):
         self._wakeRoomWaiters()
         if self._control is not None:
             self._startControlTimeout()
+        opened = self._opened
+        if opened is not None:
+            opened()
 
     def _onMessage(self, data: str | bytes) -> None:
         loop = self._loop
@@ -206,6 +236,9 @@ class DataChannel(SubscriptionProducerConsumer):
         self._put_nowait(self._decoder.decode(data))
 
     def _onRtcClose(self) -> None:
+        keep = self._transportClosed
+        if keep is not None and not self._closedFlag and keep(self):
+            return
         self.close()
 
     def _closeRtc(self) -> None:

@@ -9,6 +9,10 @@ before the offer/answer. Each side sends the text ``{"ping": <its monotonic cloc
 the round-trip time is ``now - pong``. Any message proves the peer alive. Once the first
 heartbeat message has arrived, :data:`PEER_TIMEOUT` seconds without any message means the peer
 vanished. A peer that never sends one (RTCBot 0.2.5's browser library) is not held to it.
+
+Two optional fields: a ping may carry ``"resume": true`` (its sender will re-establish a lost
+link through its signalling path, so the other side waits for it instead of closing), and
+``{"bye": true}`` says the sender is closing the session on purpose (not a lost link).
 """
 
 from __future__ import annotations
@@ -83,6 +87,18 @@ class Heartbeat:
         self._rtt_avg: float | None = None
         self._pings = 0
         self._pongs = 0
+        #: Put ``"resume": true`` in our pings (we will resume a lost link).
+        self.advertise_resume = False
+        #: True once a ping of the peer said it resumes lost links.
+        self.peer_resumes = False
+        #: True once the peer said ``bye`` (it closes the session on purpose).
+        self.peer_said_bye = False
+
+    def reset(self) -> None:
+        """A new transport: forget the timing of the old one (statistics are kept); the peer
+        is held to the timeout again once it speaks on the new one."""
+        self._next_ping = None
+        self._last_heard = None
 
     def start(self, now: float) -> None:
         """The channel is open: the first ping is due at once."""
@@ -103,7 +119,14 @@ class Heartbeat:
         if next_ping <= now:  # we were late (a busy loop): do not send a burst
             next_ping = now + self.interval
         self._next_ping = next_ping
+        if self.advertise_resume:
+            return f'{{"ping":{now * 1000.0!r},"resume":true}}'
         return f'{{"ping":{now * 1000.0!r}}}'
+
+    @staticmethod
+    def make_bye() -> str:
+        """The message that says we close the session on purpose."""
+        return '{"bye":true}'
 
     def heard(self, now: float) -> None:
         """Proof that the peer is alive at ``now`` (only counts once it speaks heartbeat)."""
@@ -122,8 +145,13 @@ class Heartbeat:
             return None
         if not isinstance(message, dict):
             return None
+        if message.get("bye") is True:
+            self.peer_said_bye = True
+            return None
         ping = message.get("ping")
         if isinstance(ping, (int, float)) and not isinstance(ping, bool):
+            if message.get("resume") is True:
+                self.peer_resumes = True
             return json.dumps({"pong": ping}, separators=(",", ":"))
         pong = message.get("pong")
         if isinstance(pong, (int, float)) and not isinstance(pong, bool):

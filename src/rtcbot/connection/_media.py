@@ -22,6 +22,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -482,6 +483,22 @@ class VideoSender(BaseSubscriptionConsumer):
     def _track(self) -> EncodedVideoTrack:
         return self.videoStreamTrack
 
+    def _renewTrack(self) -> None:
+        """A resumed session: the next transport gets a fresh aiortc track (a new viewer of
+        the same encoder: it starts on a keyframe); the counters carry over."""
+        old = self.videoStreamTrack
+        new = EncodedVideoTrack(self)
+        new.frames_sent = old.frames_sent
+        new.bytes_sent = old.bytes_sent
+        new.keyframe_requests = old.keyframe_requests
+        new.bitrate_estimate = old.bitrate_estimate
+        new.encoder_switches = old.encoder_switches
+        new._old_held_back = old.held_back
+        new._old_dropped = old.frames_dropped
+        new._old_resyncs = old._old_resyncs + (old._tap.resyncs if old._tap is not None else 0)
+        self.videoStreamTrack = new
+        old.stop()
+
     def _rtpSender(self) -> Any:
         transceiver = self.videoStreamTrack.transceiver
         return None if transceiver is None else transceiver.sender
@@ -535,7 +552,47 @@ class VideoSender(BaseSubscriptionConsumer):
         _stop_rtp_sender(self)
 
 
-class VideoReceiver(BaseSubscriptionProducer):
+class _TrackReader:
+    """What both receivers share: they read an aiortc remote track, which a resumed session
+    replaces with the next transport's (:meth:`_rebind`). When the track ends with its
+    transport and the session may resume (``_mayResume``, set by the handler), the reader
+    waits for the next track instead of ending."""
+
+    track: Any
+    receiver: Any
+    _mayResume: Callable[[Any], bool] | None = None
+    _trackWaiter: asyncio.Future[None] | None = None
+
+    async def _recvFrame(self) -> Any:
+        """The next frame of the current track; raises ``MediaStreamError`` when it ends for
+        good. Cancelling it loses nothing."""
+        while True:
+            track = self.track
+            try:
+                return await track.recv()
+            except MediaStreamError:
+                if self.track is not track:
+                    continue  # rebound meanwhile
+                may_resume = self._mayResume
+                if may_resume is None or not may_resume(self):
+                    raise
+                waiter = asyncio.get_running_loop().create_future()
+                self._trackWaiter = waiter
+                try:
+                    await waiter
+                finally:
+                    self._trackWaiter = None
+
+    def _rebind(self, track: Any, receiver: Any) -> None:
+        """Read ``track`` (of the next transport) from now on."""
+        self.track = track
+        self.receiver = receiver
+        waiter = self._trackWaiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class VideoReceiver(_TrackReader, BaseSubscriptionProducer):
     """One incoming video track: a producer of C-contiguous BGR ``uint8`` frames
     ``(height, width, 3)``; each reader keeps only the newest frame. Ready at the first frame;
     closes (its readers get :class:`~rtcbot.SubscriptionClosed`) when the remote track ends.
@@ -553,10 +610,9 @@ class VideoReceiver(BaseSubscriptionProducer):
         self._spawn(self._run(), name="rtcbot video receiver")
 
     async def _run(self) -> None:
-        track = self.track
         while True:
             try:
-                frame = await track.recv()
+                frame = await self._recvFrame()
             except MediaStreamError:
                 break
             # a whole-image conversion: off the event loop (a few ms per HD frame on a Pi)
@@ -566,7 +622,7 @@ class VideoReceiver(BaseSubscriptionProducer):
                 self._setReady(True)
             self.size = (array.shape[1], array.shape[0])
             self._put_nowait(array)
-        self._log.info("remote video track %s ended", track.id)
+        self._log.info("remote video track %s ended", self.track.id)
         self.close()
 
     async def _statistics(self) -> dict[str, Any]:
@@ -640,6 +696,7 @@ class _MediaHandler(SubscriptionProducerConsumer):
         self._negotiated = False
         self._pc: Any = None
         self._warnedNoTrack = False
+        self._awaitingTrack: list[Any] = []
         self._addFinisher(self._waitParts)
 
     async def _waitParts(self) -> None:
@@ -764,11 +821,36 @@ class _MediaHandler(SubscriptionProducerConsumer):
     def _newReceiver(self, track: Any) -> Any:
         raise NotImplementedError
 
+    def _releaseTransport(self) -> None:
+        """The connection dropped its transport and will bring up another (a resumed
+        session): senders get fresh aiortc tracks for it, and the receivers wait for the
+        tracks of the next transport, which arrive in the same order."""
+        self._pc = None
+        for sender in self._senders:
+            if not sender.closed:
+                sender._renewTrack()
+        self._awaitingTrack = [r for r in self._receivers if not r.closed]
+
+    def _receiverMayResume(self, receiver: Any) -> bool:
+        may_resume = getattr(self._connection, "_trackMayResume", None)
+        return bool(may_resume is not None and not self._shouldClose and may_resume(receiver))
+
     def _onRemoteTrack(self, track: Any) -> None:
         """A remote track of our kind arrived (called by the connection)."""
         if self._shouldClose:
             return
+        pc = getattr(self._connection, "_pc", None) or self._pc
+        while self._awaitingTrack:  # a resumed session: the same receiver reads on
+            receiver = self._awaitingTrack.pop(0)
+            if receiver.closed:
+                continue
+            rtp = None if pc is None else next(
+                (r for r in pc.getReceivers() if r.track is track), None
+            )
+            receiver._rebind(track, rtp)
+            return
         receiver = self._newReceiver(track)
+        receiver._mayResume = self._receiverMayResume
         if self._pc is not None:
             receiver.receiver = next((r for r in self._pc.getReceivers() if r.track is track), None)
         self._receivers.append(receiver)
@@ -1091,6 +1173,12 @@ class AudioSender(BaseSubscriptionConsumer):
     def _track(self) -> _AudioSenderTrack:
         return self.audioStreamTrack
 
+    def _renewTrack(self) -> None:
+        """A resumed session: the next transport gets a fresh aiortc track."""
+        old = self.audioStreamTrack
+        self.audioStreamTrack = _AudioSenderTrack(self)
+        old.stop()
+
     def _rtpSender(self) -> Any:
         transceiver = self.audioStreamTrack.transceiver
         return None if transceiver is None else transceiver.sender
@@ -1115,7 +1203,7 @@ class AudioSender(BaseSubscriptionConsumer):
         }
 
 
-class AudioReceiver(BaseSubscriptionProducer):
+class AudioReceiver(_TrackReader, BaseSubscriptionProducer):
     """One incoming audio track: a producer of ``float32`` arrays ``(samples, channels)`` at
     48 kHz (20 ms blocks from Opus: ``(960, 2)``). Each reader keeps a bounded backlog (2 s),
     dropping the oldest. Closes when the remote track ends. Create it on the event loop."""
@@ -1131,10 +1219,9 @@ class AudioReceiver(BaseSubscriptionProducer):
         self._spawn(self._run(), name="rtcbot audio receiver")
 
     async def _run(self) -> None:
-        track = self.track
         while True:
             try:
-                frame = await track.recv()
+                frame = await self._recvFrame()
             except MediaStreamError:
                 break
             samples, self._resampler = audio_frame_to_float(frame, self._resampler)
@@ -1144,7 +1231,7 @@ class AudioReceiver(BaseSubscriptionProducer):
             if self.blocks_received == 1:
                 self._setReady(True)
             self._put_nowait(samples)
-        self._log.info("remote audio track %s ended", track.id)
+        self._log.info("remote audio track %s ended", self.track.id)
         self.close()
 
     async def _statistics(self) -> dict[str, Any]:
