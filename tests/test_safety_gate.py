@@ -145,3 +145,19 @@ async def test_a_page_drives_through_a_real_connection_and_link_loss_latches():
         assert g.statistics()["refused"] == {"estop": 1}
     g.close()
     await g
+
+
+async def test_the_drivers_round_trip_time_feeds_the_slow_down():
+    from rtcbot.safety import LatencyLimits
+
+    g = gate(latency=LatencyLimits(slow_ms=0.001, stop_ms=60_000, hysteresis_ms=0))
+    events = Recorder()
+    g.events.subscribe(events)
+    robot = RTCConnection()
+    g.attach(robot, rtt_interval=0.1)
+    async with connected_pair(answerer=robot):
+        await events.until(lambda e: any(x["event"] == "slowdown" for x in e), timeout=10)
+    slow = next(x for x in events if x["event"] == "slowdown")
+    assert slow["mode"] == "slow" and slow["cause"] == "rtt" and slow["latency_ms"] > 0
+    g.close()
+    await g

@@ -190,6 +190,7 @@ class SafetyGate(SubscriptionProducerConsumer):
         conn: Any,
         *,
         age_of: Callable[[dict[str, Any]], float | None] | None = None,
+        rtt_interval: float | None = 1.0,
     ) -> int:
         """Let the page (or program) at the other end of ``conn`` operate through the gate.
 
@@ -204,7 +205,9 @@ class SafetyGate(SubscriptionProducerConsumer):
         "role": "driver" | "viewer", "state": {...}, "events": [...]}`` on every change and
         ``{"type": "safety", "action": ..., "refused": reason}`` when a page's action is
         refused. ``age_of(message)``, if given, returns a command's age in seconds (None if
-        unknown). Returns the client id.
+        unknown). ``rtt_interval``: seconds between two reads of ``await conn.stats()``'s
+        round-trip time while this page drives (it feeds the slow-down as ``"rtt"``); None
+        to not read it. Returns the client id.
         """
         client = self._nextClient
         self._nextClient += 1
@@ -234,7 +237,29 @@ class SafetyGate(SubscriptionProducerConsumer):
             on_ready(lambda: self._push_to(client))
         self.rules.join(client, time.monotonic())
         self._after()
+        if rtt_interval is not None and callable(getattr(conn, "stats", None)):
+            if not rtt_interval > 0:
+                raise ValueError(f"rtt_interval must be positive seconds or None, got "
+                                 f"{rtt_interval!r}")
+            self._spawn(self._measure_rtt(client, conn, float(rtt_interval)), critical=False,
+                        name=f"rtcbot safety rtt {client}")
         return client
+
+    async def _measure_rtt(self, client: int, conn: Any, interval: float) -> None:
+        """While ``conn`` is open: every ``interval`` s, its round-trip time (when it drives)."""
+        while not getattr(conn, "closed", False) and not self._shouldClose:
+            await asyncio.sleep(interval)
+            if self.rules.driver != client or not getattr(conn, "ready", True):
+                continue
+            try:
+                stats = await conn.stats()
+            except Exception as exc:  # a closing connection: try again or end
+                self._log.debug("no stats from operator %d: %r", client, exc)
+                continue
+            rtt = stats.get("rtt_ms") if isinstance(stats, dict) else None
+            if self.rules.driver == client and self.rules.report_latency("rtt", rtt,
+                                                                         time.monotonic()):
+                self._after()
 
     def _on_message(self, client: int, message: Any, age_of: Any) -> None:
         if self._shouldClose or not isinstance(message, dict):
