@@ -5,6 +5,12 @@ A browser (or a Python program) POSTs its offer as JSON; the server creates a ne
 the answer. Each client gets its own connection, so a page reload simply connects again, and
 several viewers can watch at once (up to ``max_connections``).
 
+Resumable sessions: an offer that says ``"resume": true`` gets an answer that carries
+``"session": {"id", "secret", "window"}``; when the client's link is lost, it POSTs a new offer
+with ``"session": {"id", "secret"}`` and the server answers it on the same connection
+(:meth:`~rtcbot.RTCConnection.accept_resume`): 404 for a session it does not know (closed, or
+its resume window expired), 403 for a wrong secret. The secret is never logged.
+
 Safety: an optional token (``Authorization: Bearer <token>`` header or ``?token=`` in the URL;
 401 when missing, 403 when wrong), an origin check against cross-site pages (403), a body-size
 limit (413), a cap on simultaneous connections (503), and a 400 naming what is wrong for a body
@@ -35,6 +41,10 @@ _log = logging.getLogger("rtcbot.web")
 #: offers aiortc could not use: a stranger can send many, so their lines are rate-limited
 _bad_offer_log = RateLimitedLogger(_log)
 
+#: A resume offer's request carries this header, so that a full server does not refuse it
+#: before reading it (it takes no new slot; the session in its body is what is checked).
+RESUME_HEADER = "RTCBot-Resume"
+
 #: An offer with every candidate of a few interfaces is a few kilobytes; 64 KiB is plenty.
 DEFAULT_MAX_BODY = 64 * 1024
 
@@ -58,7 +68,8 @@ class ConnectionServer:
     opens a request and sends nothing holds nothing for longer. ``connect_timeout``: seconds
     an answered client has to connect (then its connection closes and its slot is free
     again: a stranger's offers that never connect hold the slots this long at most); None
-    for no limit.
+    for no limit. ``resume_window``: seconds a client's session waits for it to resume after
+    its link is lost (None: forever; 0: no resume, answers carry no session).
 
     Origins: without ``allowed_origins``, a page's own origin is accepted only when a token
     is required or the page was loaded from an IP address or ``localhost``; a page loaded by
@@ -79,7 +90,10 @@ class ConnectionServer:
         answer_timeout: float = 15.0,
         read_timeout: float = 10.0,
         connect_timeout: float | None = 10.0,
+        resume_window: float | None = 30.0,
     ) -> None:
+        from ..connection._resume import check_window
+
         if on_connection is not None and not callable(on_connection):
             raise TypeError(f"on_connection must be callable, got {on_connection!r}")
         if token is not None and (not isinstance(token, str) or not token):
@@ -106,6 +120,8 @@ class ConnectionServer:
         self.answer_timeout = answer_timeout
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
+        self.resume_window = check_window(resume_window)
+        self._sessions: dict[str, tuple[str, Any]] = {}  # id: (secret, connection)
         self._connections: set[Any] = set()
         self._unconnected: dict[Any, float] = {}  # answered, not connected yet: deadline
         self._pending = 0
@@ -206,7 +222,8 @@ class ConnectionServer:
         """The ``POST /connect`` handler: offer in, answer out (JSON). If it is cancelled (the
         client went away) before answering, the new connection is closed."""
         self.check_access(request)
-        self._check_capacity()  # refuse early when full (checked again once the offer is in)
+        if RESUME_HEADER not in request.headers:  # a resume takes no new slot
+            self._check_capacity()  # refuse early when full (checked again once the offer is in)
         from ..connection._connection import InvalidDescription, validate_description
 
         offer = await self.read_offer(request)
@@ -214,6 +231,8 @@ class ConnectionServer:
             validate_description(offer)
         except InvalidDescription as exc:
             raise web.HTTPBadRequest(text=f"invalid offer: {exc}") from None
+        if offer.get("session") is not None:  # a client whose link was lost comes back
+            return await self._resume(offer)
         # The slot is taken only now, for a valid offer, with no await since the check: a
         # client that sends nothing, or garbage, never holds one.
         self._check_capacity()
@@ -247,7 +266,8 @@ class ConnectionServer:
         except InvalidDescription as exc:
             raise web.HTTPBadRequest(text=f"invalid offer: {exc}") from None
         conn = RTCConnection(rtcConfiguration=self.rtc_configuration,
-                             connect_timeout=self.connect_timeout)
+                             connect_timeout=self.connect_timeout,
+                             resume_window=self.resume_window)
         try:
             if self.on_connection is not None:
                 result = self.on_connection(conn)
@@ -289,11 +309,61 @@ class ConnectionServer:
                 )
                 conn.onReady(lambda: self._unconnected.pop(conn, None))
             conn.onClose(lambda: self._forget(conn))
+            if offer.get("resume") is True and conn.resume_window != 0:
+                session_id = secrets.token_urlsafe(12)
+                secret = secrets.token_urlsafe(24)
+                self._sessions[session_id] = (secret, conn)
+                conn.onClose(lambda: self._sessions.pop(session_id, None))
+                answer = {**answer, "session": {
+                    "id": session_id, "secret": secret, "window": conn.resume_window,
+                }}
         return web.json_response(answer)
 
     def _forget(self, conn: Any) -> None:
         self._connections.discard(conn)
         self._unconnected.pop(conn, None)
+
+    async def _resume(self, offer: dict[str, Any]) -> web.Response:
+        """A resume offer: answered on the session's own connection (no new slot)."""
+        from ..connection._connection import InvalidDescription, SignalingError
+
+        session = offer.get("session")
+        session_id = session.get("id") if isinstance(session, dict) else None
+        given = session.get("secret") if isinstance(session, dict) else None
+        if not isinstance(session_id, str) or not isinstance(given, str):
+            raise web.HTTPBadRequest(
+                text="'session' must be an object {\"id\": str, \"secret\": str}"
+            )
+        entry = self._sessions.get(session_id)
+        if entry is None or entry[1].closed:
+            raise web.HTTPNotFound(
+                text="no such session: it was closed or its resume window expired; connect anew"
+            )
+        secret, conn = entry
+        if not _same_secret(given, secret):
+            _log.warning("a resume offer for session %s had a wrong secret", _shown(session_id))
+            raise web.HTTPForbidden(text="wrong session secret")
+        description = {"sdp": offer["sdp"], "type": "offer"}
+        try:
+            async with aio_timeout(self.answer_timeout):
+                answer = await conn.accept_resume(description)
+        except TIMEOUT_ERRORS:
+            raise web.HTTPGatewayTimeout(
+                text=f"could not answer within {self.answer_timeout} s"
+            ) from None
+        except SignalingError as exc:
+            raise web.HTTPNotFound(text=f"the session cannot resume: {exc}") from None
+        except InvalidDescription as exc:
+            raise web.HTTPBadRequest(text=f"invalid offer: {exc}") from None
+        except Exception as exc:
+            _bad_offer_log.warning("could not answer a resume offer: %s", _shown(repr(exc), 300),
+                                   exc_info=not isinstance(exc, ValueError))
+            raise web.HTTPBadRequest(
+                text=f"invalid offer: {_cut(f'{type(exc).__name__}: {exc}', 300)}"
+            ) from None
+        return web.json_response({**answer, "session": {
+            "id": session_id, "secret": secret, "window": conn.resume_window,
+        }})
 
 
 def parse_offer(body: bytes) -> dict[str, Any]:
