@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from rtcbot.base import SubscriptionProducer  # noqa: E402
-from rtcbot.safety import Axis, SafetyGate  # noqa: E402
+from rtcbot.base import SubscriptionProducer
+from rtcbot.safety import Axis, SafetyGate
 
 
 class _Operator:

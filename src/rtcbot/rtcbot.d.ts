@@ -320,6 +320,8 @@ declare namespace rtcbot {
     takeOver(token: string): void;
     reportLatency(latency: { glass_ms?: number | null; rtt_ms?: number | null }): void;
     setIntent(intent: Record<string, number> | null): void;
+    /** Send the intent at once if it changed. */
+    update(): void;
   }
 
   /** A WebSocket carrying values by the message rule. */

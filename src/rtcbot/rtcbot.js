@@ -2084,6 +2084,11 @@ function () {
       this._tick(true);
     }
 
+    /** Send the intent at once if it changed (call it when a key or a stick changes). */
+    update() {
+      this._tick(true);
+    }
+
     _currentIntent() {
       if (this._intentFn !== null) {
         try {

@@ -195,19 +195,20 @@ class SafetyGate(SubscriptionProducerConsumer):
         """Let the page (or program) at the other end of ``conn`` operate through the gate.
 
         ``conn`` is an :class:`~rtcbot.RTCConnection` (or anything with ``subscribe``,
-        ``put_nowait``, ``onClose`` and ``set_control_timeout``). The gate takes over its
-        control timeout (``link_timeout``): silence from the driver latches the E-stop, as does
-        the connection closing. Messages it reads: ``{"type": "control", <axis>: value...}``
-        (a command) and ``{"type": "safety", "action": ...}`` with action ``"estop"`` (any page;
-        ``"reason"``), ``"release"``, ``"accept"``, ``"deny"`` (the driver), ``"request"`` (a
-        viewer), ``"takeover"`` (``"token"``), ``"latency"`` (``"glass_ms"``, ``"rtt_ms"``;
-        only the driver's count) and ``"state"``. It sends ``{"type": "safety", "you": id,
-        "role": "driver" | "viewer", "state": {...}, "events": [...]}`` on every change and
-        ``{"type": "safety", "action": ..., "refused": reason}`` when a page's action is
-        refused. ``age_of(message)``, if given, returns a command's age in seconds (None if
-        unknown). ``rtt_interval``: seconds between two reads of ``await conn.stats()``'s
-        round-trip time while this page drives (it feeds the slow-down as ``"rtt"``); None
-        to not read it. Returns the client id.
+        ``put_nowait``, ``onClose`` and ``set_control_timeout``). The gate takes over its control
+        timeout (``link_timeout``): silence from the driver latches the E-stop, as do the connection
+        reporting its link lost (``on_link_lost``, while it tries to resume) and the connection
+        closing; a resumed page re-reads the state (the latch holds). Messages it reads: ``{"type":
+        "control", <axis>: value...}`` (a command) and ``{"type": "safety", "action": ...}`` with
+        action ``"estop"`` (any page; ``"reason"``), ``"release"``, ``"accept"``, ``"deny"`` (the
+        driver), ``"request"`` (a viewer), ``"takeover"`` (``"token"``), ``"latency"``
+        (``"glass_ms"``, ``"rtt_ms"``; only the driver's count) and ``"state"``. It sends ``{"type":
+        "safety", "you": id, "role": "driver" | "viewer", "state": {...}, "events": [...]}`` on
+        every change and ``{"type": "safety", "action": ..., "refused": reason}`` when a page's
+        action is refused. ``age_of(message)``, if given, returns a command's age in seconds (None
+        if unknown). ``rtt_interval``: seconds between two reads of ``await conn.stats()``'s
+        round-trip time while this page drives (it feeds the slow-down as ``"rtt"``); None to not
+        read it. Returns the client id.
         """
         client = self._nextClient
         self._nextClient += 1
@@ -229,9 +230,18 @@ class SafetyGate(SubscriptionProducerConsumer):
                 self.rules.leave(client, time.monotonic())
                 self._after()
 
+        def link_lost(reason: Any = None) -> None:
+            if not self._shouldClose:
+                why = str(reason)[:120] if reason is not None else "the connection lost its link"
+                self.rules.link_lost(client, time.monotonic(), why)
+                self._after()
+
         conn.subscribe(on_message)
         conn.set_control_timeout(self.link_timeout, lost)
         conn.onClose(closed)
+        if callable(getattr(conn, "on_link_lost", None)):  # a resumable session
+            conn.on_link_lost(link_lost)
+            conn.on_link_restored(lambda: self._push_to(client))
         on_ready = getattr(conn, "onReady", None)
         if on_ready is not None:
             on_ready(lambda: self._push_to(client))
