@@ -26,6 +26,8 @@ declare namespace rtcbot {
   class SubscriptionClosed extends RTCBotError {}
   /** A bounded queue is full: the value was not accepted. */
   class SubscriptionFull extends RTCBotError {}
+  /** A resume offer refused for good: the session cannot resume. */
+  class SessionGone extends RTCBotError {}
 
   /** A minimal asyncio.Queue look-alike. */
   class Queue<T = any> implements Consumer<T> {
@@ -133,6 +135,19 @@ declare namespace rtcbot {
     lowLatency?: boolean;
     /** close() on pagehide (default true). */
     closeOnPageHide?: boolean;
+    /** ms a lost link may take to come back (default 30000; null: forever; 0: no resume). */
+    resumeWindow?: number | null;
+  }
+
+  interface LinkStatistics {
+    state: "new" | "up" | "lost" | "closed";
+    losses: number;
+    restores: number;
+    attempts: number;
+    /** ms, of the latest gap that ended (null before the first). */
+    lastGap: number | null;
+    /** ms the current gap has lasted (null while up). */
+    gap: number | null;
   }
 
   interface SessionDescription {
@@ -203,6 +218,16 @@ declare namespace rtcbot {
     onDataChannel(): Queue<DataChannel>;
     onDataChannel<S extends Subscriber<DataChannel>>(callback: S): S;
     stats(): Promise<RTCConnectionStats>;
+    /** POST /connect (offer in, answer out) and resume through it when the link is lost. */
+    connect(url?: string, options?: { token?: string; headers?: Record<string, string> }): Promise<RTCConnection>;
+    /** How this offering side brings a lost link back: our new offer in, the peer's answer out. */
+    setResumeSignaling(sendOffer: ((offer: SessionDescription) => Promise<SessionDescription>) | null): void;
+    readonly linkUp: boolean;
+    linkStatistics(): LinkStatistics;
+    onLinkLost(): Promise<RTCBotError | null>;
+    onLinkLost<S extends Subscriber<RTCBotError>>(callback: S): S;
+    onLinkRestored(): Promise<null>;
+    onLinkRestored<S extends Subscriber<null> | (() => unknown)>(callback: S): S;
   }
 
   interface KeyEvent {
@@ -364,6 +389,7 @@ declare module "*/rtcbot.mjs" {
   export const RTCBotError: typeof rtcbot.RTCBotError;
   export const SubscriptionClosed: typeof rtcbot.SubscriptionClosed;
   export const SubscriptionFull: typeof rtcbot.SubscriptionFull;
+  export const SessionGone: typeof rtcbot.SessionGone;
   export const encodeMessage: typeof rtcbot.encodeMessage;
   export const DEFAULT_RTC_CONFIGURATION: typeof rtcbot.DEFAULT_RTC_CONFIGURATION;
   export const VERSION: typeof rtcbot.VERSION;

@@ -77,6 +77,18 @@ function () {
   }
 
   /** A bounded queue is full: the value was not accepted. */
+  /**
+   * A resume offer was refused for good (the robot no longer knows the session: HTTP 401, 403,
+   * 404 or 410): the session cannot resume and the connection closes with this error. A resume
+   * signalling function throws it to stop the attempts.
+   */
+  class SessionGone extends RTCBotError {
+    constructor(message, options) {
+      super(message, options);
+      this.name = "SessionGone";
+    }
+  }
+
   class SubscriptionFull extends RTCBotError {
     /**
      * @param {string} message
@@ -752,7 +764,11 @@ function () {
         this._receive(e.data);
       });
       listen("bufferedamountlow", () => this._flush());
-      listen("close", () => this.close());
+      listen("close", () => {
+        // a lost link: the connection keeps this object for the next transport's channel
+        if (this._conn && this._conn._keepChannel(this)) return;
+        this.close();
+      });
       // An "error" event reports why the channel is closing (the peer closed or aborted the
       // association); the "close" event that follows closes this object.
       listen("error", (e) => {
@@ -766,6 +782,16 @@ function () {
       if (this._isClosed) return;
       this._setReady();
       this._flush();
+      if (this._conn) this._conn._channelOpened(this);
+    }
+
+    // Let go of the RTCDataChannel of a lost transport; messages put meanwhile wait (bounded).
+    _detach() {
+      const ch = this._channel;
+      if (ch === null) return;
+      for (const [type, fn] of this._listeners) ch.removeEventListener(type, fn);
+      this._listeners.length = 0;
+      this._channel = null;
     }
 
     _canSend() {
@@ -973,6 +999,29 @@ function () {
       }
     }
 
+    // A resumed session: the outgoing tracks go to the next peer connection, and the tracks it
+    // receives replace the old ones inside the same MediaStreams (a <video> keeps playing).
+    _releaseTransport() {
+      for (const out of this._outgoing) out.sender = null;
+      this._receivers = [];
+      this._awaiting = this._fanout._history.slice();
+    }
+
+    _rebind(event) {
+      const items = this._awaiting || [];
+      const item = items.shift();
+      if (item === undefined) return false;
+      const old = item.track;
+      item.track = event.track;
+      try {
+        item.stream.removeTrack(old);
+        item.stream.addTrack(event.track);
+      } catch (e) {
+        console.error("rtcbot: could not move the resumed track into its stream:", e);
+      }
+      return true;
+    }
+
     _addReceiveSlots(pc) {
       const missing = this._offerToReceive - this._outgoing.length;
       for (let i = 0; i < missing; i++) pc.addTransceiver(this.kind, { direction: "recvonly" });
@@ -989,6 +1038,7 @@ function () {
         }
       }
       this._receivers.push(receiver);
+      if (this._rebind(event)) return;
       const track = event.track;
       let stream = event.streams && event.streams[0];
       const name = stream ? stream.id : null;
@@ -1034,7 +1084,8 @@ function () {
      * @param {RTCConnectionOptions} [options] heartbeat, heartbeatInterval (ms, 500),
      *   heartbeatTimeout (ms, 2500), iceGatheringTimeout (ms, 5000), maxQueued (10000),
      *   maxPending (1000), lowLatency (true: jitterBufferTarget 0 on received tracks),
-     *   closeOnPageHide (true).
+     *   closeOnPageHide (true), resumeWindow (ms, 30000; null: forever; 0: a lost link closes
+     *   the connection): how long a lost link may take to come back (see setResumeSignaling).
      */
     constructor(defaultOrdered = true, rtcConfiguration = undefined, options = undefined) {
       super();
@@ -1059,6 +1110,7 @@ function () {
           maxPending: 1000,
           lowLatency: true,
           closeOnPageHide: true,
+          resumeWindow: 30000,
         },
         options || {},
       );
@@ -1070,6 +1122,7 @@ function () {
       checkPositive("heartbeatInterval", opts.heartbeatInterval);
       checkPositive("heartbeatTimeout", opts.heartbeatTimeout);
       checkPositive("iceGatheringTimeout", opts.iceGatheringTimeout);
+      if (opts.resumeWindow !== null && opts.resumeWindow !== 0) checkPositive("resumeWindow", opts.resumeWindow);
       if (typeof RTCPeerConnection === "undefined") {
         throw new RTCBotError("this environment has no RTCPeerConnection (WebRTC)");
       }
@@ -1077,7 +1130,17 @@ function () {
       this._defaultOrdered = defaultOrdered;
       this._negotiated = false;
       this._closing = false;
+      this._rtcConfiguration = rtcConfiguration;
       this._rtc = new RTCPeerConnection(rtcConfiguration);
+      this._role = null;
+      this._link = { state: "new", lostAt: null, losses: 0, restores: 0, attempts: 0, lastGap: null };
+      this._resumeSignal = null;
+      this._resumeTimer = null;
+      this._windowTimer = null;
+      this._linkUpWaiter = null;
+      this._peerSaidBye = false;
+      this._linkHandlers = { lost: [], restored: [] };
+      this._linkWaiters = { lost: [], restored: [] };
 
       this._default = new DataChannel(DEFAULT_LABEL, this, {
         ordered: defaultOrdered,
@@ -1086,6 +1149,7 @@ function () {
       });
       this._default.onReady(() => this._setReady());
       this._default.onClose(() => this._onDefaultClosed());
+      this._default._local = true;
       this._channels = new Map();
       this._remoteChannels = new Fanout("conn.onDataChannel", { keep: 1000 });
 
@@ -1101,13 +1165,7 @@ function () {
       this._prevBytes = new Map();
 
       this._pcListeners = [];
-      const listen = (type, fn) => {
-        this._rtc.addEventListener(type, fn);
-        this._pcListeners.push([type, fn]);
-      };
-      listen("datachannel", (e) => this._onRemoteChannel(e.channel));
-      listen("track", (e) => this._onTrack(e));
-      listen("connectionstatechange", () => this._onConnectionState());
+      this._listenPc();
       if (opts.heartbeat) this._setupHeartbeat();
 
       this._onPageHide = () => this.close();
@@ -1121,9 +1179,278 @@ function () {
       this.send = this.put_nowait;
     }
 
-    /** The underlying RTCPeerConnection (for what rtcbot does not wrap). */
+    /** The underlying RTCPeerConnection (for what rtcbot does not wrap; a resumed session has
+     * a new one). */
     get peerConnection() {
       return this._rtc;
+    }
+
+    _listenPc() {
+      const pc = this._rtc;
+      const listen = (type, fn) => {
+        pc.addEventListener(type, fn);
+        this._pcListeners.push([type, fn]);
+      };
+      listen("datachannel", (e) => this._onRemoteChannel(e.channel));
+      listen("track", (e) => this._onTrack(e));
+      listen("connectionstatechange", () => this._onConnectionState());
+    }
+
+    // ------------------------------------------------------------------ resumable sessions
+
+    /**
+     * How this (offering) side brings a lost link back: `await sendOffer(offer)` takes our new
+     * offer to the robot through the same path as the first one and returns its answer. When
+     * the link is lost (heartbeat quiet, ICE failed, the transport closed without a goodbye),
+     * attempts start at once and are retried (200 ms doubling to 1 s; 3 s each) until
+     * resumeWindow expires; the same RTCConnection carries on: channels, subscriptions, the
+     * MediaStreams given to conn.video.subscribe (their tracks are replaced). Throw
+     * {@link SessionGone} to stop. `connect(url)` sets this for you. null: no resume.
+     * @param {Function|null} sendOffer
+     */
+    setResumeSignaling(sendOffer) {
+      if (sendOffer !== null && typeof sendOffer !== "function") {
+        throw new TypeError("setResumeSignaling(): expected an async function or null, got " + describe(sendOffer));
+      }
+      this._resumeSignal = sendOffer;
+    }
+
+    /**
+     * Connect to a robot's POST /connect endpoint (rtcbot.web.add_rtcbot_routes, the demo):
+     * post our offer, apply the answer, and resume through the same URL when the link is lost.
+     * Resolves once the connection is ready.
+     * @param {string} [url="/connect"]
+     * @param {{token?: string, headers?: Object}} [options] a token is sent as
+     *   `Authorization: Bearer`.
+     * @returns {Promise<RTCConnection>} this connection.
+     */
+    async connect(url = "/connect", options = undefined) {
+      const opts = options || {};
+      const headers = Object.assign({ "Content-Type": "application/json" }, opts.headers || {});
+      if (opts.token) headers.Authorization = "Bearer " + opts.token;
+      let session = null;
+      const post = async (body, resume) => {
+        const extra = resume ? { "RTCBot-Resume": "1" } : {};
+        let response;
+        try {
+          response = await fetch(url, {
+            method: "POST",
+            headers: Object.assign({}, headers, extra),
+            body: JSON.stringify(body),
+          });
+        } catch (e) {
+          throw new RTCBotError("POST " + url + " failed: " + e, { cause: e });
+        }
+        if (!response.ok) {
+          const text = (await response.text()).slice(0, 300);
+          const gone = resume && [401, 403, 404, 410].includes(response.status);
+          const Err = gone ? SessionGone : RTCBotError;
+          throw new Err("POST " + url + ": HTTP " + response.status + ": " + text);
+        }
+        return response.json();
+      };
+      this.setResumeSignaling(async (offer) => {
+        if (session === null) throw new SessionGone("the robot gave no session to resume");
+        const answer = await post({ type: offer.type, sdp: offer.sdp, session }, true);
+        return { type: answer.type, sdp: answer.sdp };
+      });
+      const offer = await this.getLocalDescription();
+      const answer = await post({ type: offer.type, sdp: offer.sdp, resume: true }, false);
+      const s = answer && answer.session;
+      if (s && typeof s.id === "string" && typeof s.secret === "string") {
+        session = { id: s.id, secret: s.secret };
+      } else {
+        this.setResumeSignaling(null);
+      }
+      await this.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+      await this.onReady();
+      return this;
+    }
+
+    /** True while the session has a working transport. @type {boolean} */
+    get linkUp() {
+      return this._link.state === "up" && !this._isClosed;
+    }
+
+    /** Counters of the link: state, losses, restores, attempts, lastGap (ms). */
+    linkStatistics() {
+      const l = this._link;
+      return {
+        state: this._isClosed ? "closed" : l.state,
+        losses: l.losses,
+        restores: l.restores,
+        attempts: l.attempts,
+        lastGap: l.lastGap,
+        gap: l.state === "lost" ? performance.now() - l.lostAt : null,
+      };
+    }
+
+    /**
+     * Call `callback(error)` each time the link is lost (the session goes on and resumes);
+     * without an argument, a Promise of the next loss (null if the connection closes first).
+     */
+    onLinkLost(callback) {
+      return this._onLink("lost", callback);
+    }
+
+    /**
+     * Call `callback()` each time a lost link is back; without an argument, a Promise of the
+     * next restore (null if the connection closes first).
+     */
+    onLinkRestored(callback) {
+      return this._onLink("restored", callback);
+    }
+
+    _onLink(kind, callback) {
+      if (callback === undefined || callback === null) {
+        if (this._isClosed) return Promise.resolve(null);
+        return new Promise((resolve) => this._linkWaiters[kind].push(resolve));
+      }
+      checkSubscriber(callback, kind === "lost" ? "onLinkLost()" : "onLinkRestored()");
+      this._linkHandlers[kind].push(callback);
+      return callback;
+    }
+
+    _fireLink(kind, value) {
+      for (const resolve of this._linkWaiters[kind].splice(0)) resolve(value === undefined ? null : value);
+      const what = "RTCConnection." + (kind === "lost" ? "onLinkLost" : "onLinkRestored") + " callback";
+      for (const cb of this._linkHandlers[kind].slice()) {
+        if (kind === "lost") deliver(cb, value, what);
+        else if (typeof cb === "function") callSafely(cb, [], what);
+        else deliver(cb, null, what);
+      }
+    }
+
+    _mayResume() {
+      if (this._isClosed || this._closing || this._peerSaidBye) return false;
+      if (this._opts.resumeWindow === 0 || this._resumeSignal === null || this._role !== "offerer") return false;
+      return this._link.state === "up" || this._link.state === "lost";
+    }
+
+    _channelOpened(dc) {
+      if (dc !== this._default || this._isClosed || this._closing) return;
+      const link = this._link;
+      if (link.state === "lost") {
+        const gap = performance.now() - link.lostAt;
+        link.lastGap = gap;
+        link.restores += 1;
+        link.state = "up";
+        link.lostAt = null;
+        if (this._windowTimer !== null) clearTimeout(this._windowTimer);
+        this._windowTimer = null;
+        const waiter = this._linkUpWaiter;
+        this._linkUpWaiter = null;
+        if (waiter) waiter.resolve();
+        this._fireLink("restored");
+      } else {
+        link.state = "up";
+      }
+    }
+
+    // A channel's RTCDataChannel closed: keep the channel if its transport went with it.
+    _keepChannel(dc) {
+      if (this._isClosed || this._closing) return false;
+      if (this._link.state === "lost") return true;
+      const sctp = this._rtc.sctp;
+      if (sctp && sctp.state === "connected" && this._rtc.connectionState === "connected") return false;
+      if (!this._mayResume()) return false;
+      this._linkLost(new RTCBotError("the transport closed without the peer saying goodbye"));
+      return true;
+    }
+
+    _linkLost(error) {
+      if (this._isClosed || this._closing) return;
+      if (!this._mayResume()) {
+        this._setError(error);
+        return;
+      }
+      const link = this._link;
+      if (link.state !== "up") return;
+      link.state = "lost";
+      link.lostAt = performance.now();
+      link.losses += 1;
+      console.warn("rtcbot: link lost (" + error.message + "); resuming");
+      this._dropTransport();
+      const window_ = this._opts.resumeWindow;
+      if (window_ !== null) {
+        this._windowTimer = setTimeout(() => {
+          this._windowTimer = null;
+          if (this._link.state === "lost") {
+            this._setError(new RTCBotError("the link was lost and did not come back within the resume window (" + window_ / 1000 + " s)"));
+          }
+        }, window_);
+      }
+      let resolveUp;
+      const up = new Promise((resolve) => (resolveUp = resolve));
+      this._linkUpWaiter = { promise: up, resolve: resolveUp };
+      this._resumeLoop(200);
+      this._fireLink("lost", error);
+    }
+
+    _dropTransport() {
+      if (this._hbTimer !== null) clearInterval(this._hbTimer);
+      this._hbTimer = null;
+      this._hbLastHeard = null;
+      const old = this._rtc;
+      for (const [type, fn] of this._pcListeners) old.removeEventListener(type, fn);
+      this._pcListeners = [];
+      this._default._detach();
+      for (const dc of this._channels.values()) dc._detach();
+      this.video._releaseTransport();
+      this.audio._releaseTransport();
+      try {
+        old.close();
+      } catch (e) {
+        // already closed
+      }
+      this._rtc = new RTCPeerConnection(this._rtcConfiguration);
+      this._listenPc();
+      if (this._opts.heartbeat) this._setupHeartbeat();
+    }
+
+    _resumeLoop(backoff) {
+      if (this._link.state !== "lost" || this._isClosed || this._closing) return;
+      this._link.attempts += 1;
+      let timer;
+      const timeout = new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new RTCBotError("the resume attempt took over 3 s")), 3000);
+      });
+      Promise.race([this._attemptResume(), timeout]).then(
+        () => clearTimeout(timer),
+        (e) => {
+          clearTimeout(timer);
+          if (this._link.state !== "lost" || this._isClosed || this._closing) return;
+          if (e instanceof SessionGone) {
+            this._setError(e);
+            return;
+          }
+          console.info("rtcbot: resume attempt failed:", e && e.message);
+          this._dropTransport(); // a fresh peer connection for the next attempt
+          this._resumeTimer = setTimeout(() => {
+            this._resumeTimer = null;
+            this._resumeLoop(Math.min(backoff * 2, 1000));
+          }, backoff);
+        },
+      );
+    }
+
+    async _attemptResume() {
+      const pc = this._rtc;
+      this._default._attach(pc.createDataChannel(DEFAULT_LABEL, { ordered: this._defaultOrdered }));
+      for (const dc of this._channels.values()) {
+        if (dc._local && dc.channel === null) dc._attach(pc.createDataChannel(dc.name, { ordered: dc._ordered }));
+      }
+      this.video._addTracks(pc);
+      this.audio._addTracks(pc);
+      this.video._addReceiveSlots(pc);
+      this.audio._addReceiveSlots(pc);
+      await pc.setLocalDescription(await pc.createOffer());
+      await this._iceGathered();
+      if (pc !== this._rtc) throw new RTCBotError("superseded");
+      const answer = await this._resumeSignal({ type: pc.localDescription.type, sdp: pc.localDescription.sdp });
+      if (pc !== this._rtc || this._isClosed) throw new RTCBotError("superseded");
+      await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+      if (this._linkUpWaiter) await this._linkUpWaiter.promise;
     }
 
     // ------------------------------------------------------------------ signalling
@@ -1153,6 +1480,7 @@ function () {
         await pc.setLocalDescription(answer);
       } else if (pc.signalingState === "stable" && !pc.localDescription) {
         this._negotiated = true;
+        this._role = "offerer";
         if (this._default.channel === null) {
           this._default._attach(pc.createDataChannel(DEFAULT_LABEL, { ordered: this._defaultOrdered }));
         }
@@ -1188,7 +1516,10 @@ function () {
             describe(description),
         );
       }
-      if (description.type === "offer") this._negotiated = true;
+      if (description.type === "offer") {
+        this._negotiated = true;
+        this._role = "answerer";
+      }
       await this._rtc.setRemoteDescription({ type: description.type, sdp: description.sdp });
     }
 
@@ -1295,7 +1626,8 @@ function () {
         maxPending: this._opts.maxPending,
       });
       this._channels.set(name, dc);
-      dc._attach(this._rtc.createDataChannel(name, { ordered: Boolean(ordered) }));
+      dc._local = true;
+      if (this._link.state !== "lost") dc._attach(this._rtc.createDataChannel(name, { ordered: Boolean(ordered) }));
       return dc;
     }
 
@@ -1345,6 +1677,11 @@ function () {
         return;
       }
       if (channel.label === HEARTBEAT_LABEL) return;
+      const existing = this._channels.get(channel.label);
+      if (existing !== undefined && !existing._local && existing.channel === null && !existing.closed) {
+        existing._attach(channel); // a resumed session: the peer's channel on the new transport
+        return;
+      }
       const dc = new DataChannel(channel.label, this, {
         ordered: channel.ordered,
         maxQueued: this._opts.maxQueued,
@@ -1378,15 +1715,20 @@ function () {
     // ------------------------------------------------------------------ heartbeat
 
     _setupHeartbeat() {
-      const hb = this._rtc.createDataChannel(HEARTBEAT_LABEL, {
+      const pc = this._rtc;
+      const hb = pc.createDataChannel(HEARTBEAT_LABEL, {
         negotiated: true,
         id: HEARTBEAT_ID,
         ordered: false,
         maxRetransmits: 0,
       });
       this._hb = hb;
-      hb.addEventListener("open", () => this._startHeartbeat());
-      hb.addEventListener("message", (e) => this._onHeartbeat(e.data));
+      hb.addEventListener("open", () => {
+        if (pc === this._rtc) this._startHeartbeat();
+      });
+      hb.addEventListener("message", (e) => {
+        if (pc === this._rtc) this._onHeartbeat(e.data);
+      });
     }
 
     _startHeartbeat() {
@@ -1399,14 +1741,15 @@ function () {
       const now = performance.now();
       if (this._hbLastHeard !== null && now - this._hbLastHeard >= this._opts.heartbeatTimeout) {
         const seconds = this._opts.heartbeatTimeout / 1000;
-        this._setError(
-          new RTCBotError("the peer vanished: no heartbeat for " + seconds + " s (connection closed)"),
+        this._linkLost(
+          new RTCBotError("the peer vanished: no heartbeat for " + seconds + " s"),
         );
         return;
       }
       if (this._hb.readyState === "open") {
         try {
-          this._hb.send('{"ping":' + now + "}");
+          const resume = this._resumeSignal !== null && this._opts.resumeWindow !== 0 && this._role === "offerer";
+          this._hb.send('{"ping":' + now + (resume ? ',"resume":true}' : "}"));
           this._hbStats.pingsSent += 1;
         } catch (e) {
           // the channel is closing; the close events follow
@@ -1426,6 +1769,11 @@ function () {
         return;
       }
       if (msg === null || typeof msg !== "object") return;
+      if (msg.bye === true) {
+        this._peerSaidBye = true; // it closes on purpose: no resume
+        this.close();
+        return;
+      }
       if (typeof msg.ping === "number") {
         try {
           this._hb.send('{"pong":' + JSON.stringify(msg.ping) + "}");
@@ -1454,7 +1802,7 @@ function () {
     _onConnectionState() {
       const state = this._rtc.connectionState;
       if (state === "failed") {
-        this._setError(new RTCBotError("the connection failed (ICE or DTLS): the peer is unreachable"));
+        this._linkLost(new RTCBotError("the connection failed (ICE or DTLS): the peer is unreachable"));
       } else if (state === "closed") {
         this.close();
       }
@@ -1576,6 +1924,18 @@ function () {
       this._closing = true;
       if (this._hbTimer !== null) clearInterval(this._hbTimer);
       this._hbTimer = null;
+      for (const t of [this._resumeTimer, this._windowTimer]) if (t !== null) clearTimeout(t);
+      this._resumeTimer = this._windowTimer = null;
+      if (this._hb !== null && this._hb.readyState === "open") {
+        for (let i = 0; i < 3; i++) {
+          try {
+            this._hb.send('{"bye":true}'); // we close on purpose: the peer need not wait
+          } catch (e) {
+            break;
+          }
+        }
+      }
+      for (const kind of ["lost", "restored"]) for (const resolve of this._linkWaiters[kind].splice(0)) resolve(null);
       if (typeof window !== "undefined" && window.removeEventListener) {
         window.removeEventListener("pagehide", this._onPageHide);
       }
@@ -1611,6 +1971,7 @@ function () {
     "maxPending",
     "lowLatency",
     "closeOnPageHide",
+    "resumeWindow",
   ];
 
   // ------------------------------------------------------------------------------- inputs
@@ -2267,6 +2628,7 @@ function () {
     RTCBotError: RTCBotError,
     SubscriptionClosed: SubscriptionClosed,
     SubscriptionFull: SubscriptionFull,
+    SessionGone: SessionGone,
     encodeMessage: encodeMessage,
     DEFAULT_RTC_CONFIGURATION: DEFAULT_RTC_CONFIGURATION,
     VERSION: VERSION,

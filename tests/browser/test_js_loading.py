@@ -24,6 +24,7 @@ NAMES = [
     "RTCBotError",
     "RTCConnection",
     "Safety",
+    "SessionGone",
     "SubscriptionClosed",
     "SubscriptionFull",
     "VERSION",

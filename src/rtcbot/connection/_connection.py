@@ -1102,7 +1102,13 @@ class RTCConnection(SubscriptionProducerConsumer):
                 timer.cancel()
         self._heartbeatTimer = self._connectTimer = self._windowTimer = None
         heartbeat_channel = self._heartbeatChannel
-        if heartbeat_channel is not None and heartbeat_channel.readyState == "open":
+        sctp = None if self._pc is None else self._pc.sctp
+        if (
+            heartbeat_channel is not None
+            and heartbeat_channel.readyState == "open"
+            and sctp is not None
+            and sctp.transport.state == "connected"  # DTLS still up: the goodbye can go
+        ):
             for _ in range(3):  # unreliable channel: say it more than once
                 self._sendHeartbeat(self._heartbeat.make_bye())
         waiter, self._linkUp = self._linkUp, None

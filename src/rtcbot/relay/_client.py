@@ -70,6 +70,7 @@ async def connect_to_robot(
     """
     name = check_name(name)
     base = _base(relay_url)
+    url = f"{base}/robots/{quote(name)}/connect"
     made = connection is None
     if made:
         from ..connection import RTCConnection
@@ -81,15 +82,31 @@ async def connect_to_robot(
         connection = RTCConnection(rtcConfiguration=config)
     try:
         async with aio_timeout(timeout):
+            session: dict[str, str] = {}
+
+            async def resume_offer(offer: dict[str, str]) -> dict[str, Any]:
+                from ..connection import ConnectionLost, SessionGone
+
+                try:
+                    reply = await _post(url, {**offer, "session": session}, token, resume=True)
+                except RelayError as exc:
+                    gone = exc.status in (401, 403, 404, 410)
+                    raise (SessionGone if gone else ConnectionLost)(str(exc)) from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    raise ConnectionLost(f"POST {url} failed: {exc!r}") from exc
+                reply.pop("session", None)
+                return reply
+
+            connection.set_resume_signaling(resume_offer)
             offer = await connection.getLocalDescription()
-            async with aiohttp.ClientSession() as session, session.post(
-                f"{base}/robots/{quote(name)}/connect",
-                data=json.dumps(offer),
-                headers={"Content-Type": "application/json", **_headers(token)},
-            ) as resp:
-                if resp.status != 200:
-                    raise RelayError(resp.status, await resp.text())
-                answer = await resp.json()
+            answer = await _post(url, {**offer, "resume": True}, token)
+            given = answer.pop("session", None)
+            if isinstance(given, dict) and isinstance(given.get("id"), str) and isinstance(
+                given.get("secret"), str
+            ):
+                session.update(id=given["id"], secret=given["secret"])
+            else:
+                connection.set_resume_signaling(None)
             await connection.setRemoteDescription(answer)
     except Exception:
         if made:
@@ -100,3 +117,24 @@ async def connect_to_robot(
             connection.close()
         raise
     return connection
+
+
+async def _post(url: str, body: dict[str, Any], token: str | None, *,
+                resume: bool = False) -> dict[str, Any]:
+    """POST ``body`` as JSON on a new TCP connection (after a network change a pooled one is
+    dead); the JSON reply, or :class:`RelayError`."""
+    from ..web._connect import RESUME_HEADER
+
+    headers = {"Content-Type": "application/json", **_headers(token)}
+    if resume:
+        headers[RESUME_HEADER] = "1"
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as client, client.post(
+        url, data=json.dumps(body), headers=headers
+    ) as resp:
+        if resp.status != 200:
+            raise RelayError(resp.status, (await resp.text())[:1000])
+        reply = await resp.json()
+    if not isinstance(reply, dict):
+        raise RelayError(502, "the relay's answer is not a JSON object")
+    return reply

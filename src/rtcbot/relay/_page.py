@@ -66,21 +66,18 @@ _VIEWER = """<!doctype html>
       if (viewer.received.length > 1000) viewer.received.shift();  // bounded
       log(JSON.stringify(m));
     }});
-    const offer = await conn.getLocalDescription();
-    const resp = await fetch("/robots/" + encodeURIComponent(name) + "/connect", {{
-      method: "POST",
-      headers: Object.assign({{ "Content-Type": "application/json" }}, headers),
-      body: JSON.stringify(offer),
-    }});
-    if (!resp.ok) {{
+    conn.onLinkLost(() => {{ viewer.status = "reconnecting"; show("link lost: reconnecting"); }});
+    conn.onLinkRestored(() => {{ viewer.status = "connected"; show("connected"); }});
+    try {{
+      // offer, answer, and a resumed session when the link is lost (through the relay)
+      await conn.connect("/robots/" + encodeURIComponent(name) + "/connect", {{ headers }});
+    }} catch (e) {{
       viewer.status = "refused";
-      viewer.error = resp.status + " " + (await resp.text());
+      viewer.error = String(e.message || e).replace(/^POST \\S+: HTTP /, "");
       show(viewer.error);
       conn.close();
       return;
     }}
-    await conn.setRemoteDescription(await resp.json());
-    await conn.onReady();
     viewer.status = "connected";
     show("connected");
     const kb = new rtcbot.Keyboard();

@@ -10,6 +10,10 @@ Robot <-> relay messages travel over one websocket as JSON objects with a ``type
   "type": "answer"}}`` or ``{"type": "error", "id": ID, "status": HTTP_STATUS, "reason":
   TEXT}``. ``id`` correlates each answer with its request, so concurrent clients never get
   each other's answers.
+* Resumable sessions: a client's offer may carry ``"resume": true`` (it asks for a session) or
+  ``"session": {"id": str, "secret": str}`` (it resumes one); the relay passes both to the
+  robot in its ``offer`` message, and the robot's ``answer`` message may carry ``"session":
+  {"id", "secret", "window"}``, passed back to the client. The relay keeps no session state.
 * relay -> robot ``{"type": "replaced", "reason": TEXT}``: another robot registered the same
   name with the right secret; the relay then closes this socket (the robot must not reconnect).
 """
@@ -24,6 +28,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "ProtocolError",
     "check_name",
+    "check_session",
     "parse_register",
     "parse_robot_reply",
 ]
@@ -48,6 +53,33 @@ def check_name(name: Any) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+#: Longest session id or secret accepted (they are ~32 characters).
+MAX_SESSION_FIELD = 128
+
+
+def check_session(value: Any, *, answer: bool = False) -> dict[str, Any] | None:
+    """A ``session`` field as relayed: None when absent; else ``{"id": str, "secret": str}``
+    (and ``"window"``: seconds or None, in an answer). :class:`ProtocolError` otherwise."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolError("'session' must be an object {'id': str, 'secret': str}")
+    out: dict[str, Any] = {}
+    for key in ("id", "secret"):
+        field = value.get(key)
+        if not isinstance(field, str) or not 0 < len(field) <= MAX_SESSION_FIELD:
+            raise ProtocolError(f"'session' needs {key!r}: a str of 1 to {MAX_SESSION_FIELD} "
+                                "characters")
+        out[key] = field
+    if answer:
+        window = value.get("window")
+        if window is not None and (isinstance(window, bool)
+                                   or not isinstance(window, (int, float))):
+            raise ProtocolError("'session' 'window' must be seconds or null")
+        out["window"] = window
+    return out
 
 
 def parse_register(message: Any) -> tuple[str, str]:
@@ -83,7 +115,11 @@ def parse_robot_reply(message: Any) -> tuple[str, int, Any]:
             or not isinstance(answer.get("sdp"), str)
         ):
             raise ProtocolError("the robot's answer is not {'sdp': str, 'type': 'answer'}")
-        return request_id, 200, {"sdp": answer["sdp"], "type": "answer"}
+        out = {"sdp": answer["sdp"], "type": "answer"}
+        session = check_session(answer.get("session"), answer=True)
+        if session is not None:
+            out["session"] = session
+        return request_id, 200, out
     if kind == "error":
         status = message.get("status")
         if not isinstance(status, int) or not 400 <= status <= 599:

@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +17,7 @@ from ..base._compat import timeout as aio_timeout
 from ..base.errors import RTCBotError, SubscriptionClosed
 from ..base.events import baseEventHandler
 from ..websocket import Websocket, WebsocketError
-from ._protocol import PROTOCOL_VERSION, check_name
+from ._protocol import PROTOCOL_VERSION, ProtocolError, check_name, check_session
 
 __all__ = ["RelayRefused", "RelayRobot", "connect_robot"]
 
@@ -62,7 +63,10 @@ class RelayRobot(baseEventHandler):
         answer_timeout: float = 15.0,
         backoff: tuple[float, float] = (0.5, 30.0),
         heartbeat: float = 10.0,
+        resume_window: float | None = 30.0,
     ) -> None:
+        from ..connection._resume import check_window
+
         super().__init__(logger=_log)
         self.url = _robot_url(relay_url)
         self.name = check_name(name)
@@ -83,6 +87,10 @@ class RelayRobot(baseEventHandler):
         self.answer_timeout = answer_timeout
         self.backoff = (float(low), float(high))
         self.heartbeat = heartbeat
+        self.resume_window = check_window(resume_window)
+        self._sessions: dict[str, tuple[str, Any]] = {}  # id: (secret, connection)
+        self._lastKick = -1e9
+        self._kick: asyncio.Event | None = None
         self._connections: set[Any] = set()
         self._answering = 0
         self._relayIce: Any = None
@@ -112,9 +120,31 @@ class RelayRobot(baseEventHandler):
             if registered:
                 delay = self.backoff[0]
             wait = delay * random.uniform(0.8, 1.2)
+            kick = self._kick
+            if kick is not None and kick.is_set():  # a session lost its link: at once
+                kick.clear()
+                wait = 0.0
             self._log.info("relay %s: connection lost; reconnecting in %.1f s", self.url, wait)
-            await asyncio.sleep(wait)
+            if wait:
+                await asyncio.sleep(wait)
             delay = min(delay * 2, self.backoff[1])
+
+    def _onLinkLost(self, reason: Any) -> None:
+        """A client's link was lost: our own network may have changed under the relay socket
+        too (a dead TCP connection is noticed only after the websocket heartbeat). Reconnect
+        it now, at most every 2 s, so the client's resume offer can reach us."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._closedFlag or now - self._lastKick < 2.0:
+            return
+        self._lastKick = now
+        if self._kick is None:
+            self._kick = asyncio.Event()
+        self._kick.set()
+        ws = self._ws
+        if ws is not None:
+            self._log.info("a session lost its link: reconnecting to the relay")
+            ws.close()
 
     async def _session(self) -> bool:
         """One connection to the relay. Returns True if it registered."""
@@ -181,6 +211,14 @@ class RelayRobot(baseEventHandler):
                 return False
             return True
 
+        try:
+            resume = check_session(message.get("session"))
+        except ProtocolError as exc:
+            reply({"type": "error", "status": 400, "reason": str(exc)})
+            return
+        if resume is not None:
+            await self._resume(resume, message.get("offer"), reply)
+            return
         if len(self._connections) + self._answering >= self.max_connections:
             reply({"type": "error", "status": 503,
                    "reason": f"robot {self.name!r} already has {self.max_connections} "
@@ -195,7 +233,8 @@ class RelayRobot(baseEventHandler):
             reply({"type": "error", "status": 400, "reason": f"invalid offer: {exc}"})
             return
         self._answering += 1
-        conn = RTCConnection(rtcConfiguration=self._configuration())
+        conn = RTCConnection(rtcConfiguration=self._configuration(),
+                             resume_window=self.resume_window)
         try:
             async with aio_timeout(self.answer_timeout):  # a hung on_connection included
                 if self.on_connection is not None:
@@ -219,11 +258,51 @@ class RelayRobot(baseEventHandler):
             return
         finally:
             self._answering -= 1
+        if message.get("resume") is True and conn.resume_window != 0 and not conn.closed:
+            session_id, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(24)
+            self._sessions[session_id] = (secret, conn)
+            conn.onClose(lambda: self._sessions.pop(session_id, None))
+            answer = {**answer, "session": {"id": session_id, "secret": secret,
+                                            "window": conn.resume_window}}
         if conn.closed or not reply({"type": "answer", "answer": answer}):
             conn.close()
             return
         self._connections.add(conn)
         conn.onClose(lambda: self._connections.discard(conn))
+        conn.on_link_lost(self._onLinkLost)
+
+    async def _resume(self, resume: dict[str, Any], offer: Any, reply: Any) -> None:
+        """A client resumes its session: answered on the same connection (no new slot)."""
+        from ..connection._connection import InvalidDescription, SignalingError
+        from ..web._connect import _same_secret
+
+        entry = self._sessions.get(resume["id"])
+        if entry is None or entry[1].closed:
+            reply({"type": "error", "status": 404, "reason": "no such session: it was closed "
+                   "or its resume window expired; connect anew"})
+            return
+        secret, conn = entry
+        if not _same_secret(resume["secret"], secret):
+            self._log.warning("a resume offer had a wrong session secret")
+            reply({"type": "error", "status": 403, "reason": "wrong session secret"})
+            return
+        try:
+            async with aio_timeout(self.answer_timeout):
+                answer = await conn.accept_resume(offer)
+        except asyncio.CancelledError:
+            raise
+        except SignalingError as exc:
+            reply({"type": "error", "status": 404, "reason": f"the session cannot resume: {exc}"})
+            return
+        except Exception as exc:
+            status = 504 if isinstance(exc, TIMEOUT_ERRORS) else 400
+            if not isinstance(exc, (InvalidDescription, ValueError, *TIMEOUT_ERRORS)):
+                self._log.exception("could not answer a resume offer")
+                status = 500
+            reply({"type": "error", "status": status, "reason": f"could not resume: {exc!r}"})
+            return
+        reply({"type": "answer", "answer": {**answer, "session": {
+            "id": resume["id"], "secret": secret, "window": conn.resume_window}}})
 
     # ------------------------------------------------------------------ closing
 

@@ -37,7 +37,13 @@ from ..ice import IceConfig, load_ice_config
 from ..web import ConnectionServer, serve_rtcbot_js
 from ..websocket import Websocket
 from ._page import index_page, viewer_page
-from ._protocol import NAME_RULE, ProtocolError, parse_register, parse_robot_reply
+from ._protocol import (
+    NAME_RULE,
+    ProtocolError,
+    check_session,
+    parse_register,
+    parse_robot_reply,
+)
 
 __all__ = ["RELAY_KEY", "RelayServer", "create_relay_app"]
 
@@ -295,8 +301,15 @@ class RelayServer:
         offer = await self._checks.read_offer(request)
         try:  # the robot's own limits, checked here before its link carries the offer
             validate_description(offer)
-        except InvalidDescription as exc:
+            resume_session = check_session(offer.get("session"))
+        except (InvalidDescription, ProtocolError) as exc:
             raise web.HTTPBadRequest(text=f"invalid offer: {exc}") from None
+        relayed: dict[str, Any] = {"sdp": offer["sdp"], "type": "offer"}
+        extra: dict[str, Any] = {}
+        if resume_session is not None:
+            extra["session"] = resume_session
+        elif offer.get("resume") is True:
+            extra["resume"] = True
         # Checked again after the await: the robot may have left, or other requests taken
         # the slots meanwhile (nothing awaits between here and taking one).
         session = self._robots.get(name)
@@ -316,7 +329,7 @@ class RelayServer:
         try:
             try:
                 session.ws.put_nowait({"type": "offer", "id": request_id,
-                                       "offer": {"sdp": offer["sdp"], "type": "offer"}})
+                                       "offer": relayed, **extra})
             except SubscriptionClosed:
                 raise web.HTTPServiceUnavailable(
                     text=f"robot {name!r} disconnected") from None
