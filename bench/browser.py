@@ -60,7 +60,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 # 29.5 fps, not 30: a real camera's clock is not locked to the display's 60 Hz refresh, so its
 # frames wait for a vsync for anything from 0 to 16.7 ms. A camera at exactly 30 fps would keep

@@ -32,8 +32,8 @@ __all__ = [
 #: Debian's Chromium; never a browser downloaded by ``playwright install``.
 CHROMIUM_PATH = os.environ.get("RTCBOT_CHROMIUM", "/usr/bin/chromium")
 
-#: No sandbox (root in a container), no GPU, no network chatter, real local IPs in ICE
-#: candidates (no mDNS names) so loopback peers find each other without any server.
+#: No sandbox (root in a container), no GPU, no network chatter. Host candidates stay hidden
+#: behind ``.local`` mDNS names, as in every user's browser (Chromium's default).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,7 +42,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 #: A fake camera (a moving test pattern) and microphone (a beep), granted without a prompt.

@@ -31,6 +31,7 @@ from ._heartbeat import (
     PING_INTERVAL,
     Heartbeat,
 )
+from ._ice_hooks import add_deferred_candidates, defer_mdns_candidates, mdns_deferral_supported
 from ._media import ConnectionAudioHandler, ConnectionVideoHandler
 from ._resume import DEFAULT_RESUME_WINDOW, ResumePolicy, ResumeStatistics
 
@@ -329,6 +330,8 @@ class RTCConnection(SubscriptionProducerConsumer):
         self._heartbeatChannel: Any = None
         self._heartbeatTimer: asyncio.TimerHandle | None = None
         self._pcCloseTask: asyncio.Task[None] | None = None
+        #: per peer connection, the task adding the peer's .local (mDNS) candidates
+        self._mdnsTasks: dict[RTCPeerConnection, asyncio.Task[Any]] = {}
         self._closing = False
         self._closedChannels: list[DataChannel] = []
         self._addFinisher(self._default._waitClosed)
@@ -430,7 +433,7 @@ class RTCConnection(SubscriptionProducerConsumer):
                 why = "made no offer: call getLocalDescription() first"
             raise SignalingError(f"got an answer, but this RTCConnection {why}")
         try:
-            await pc.setRemoteDescription(description)
+            await self._setRemoteWithoutMdns(pc, description)
         except ValueError as exc:
             raise InvalidDescription(f"the remote {description.type} was rejected: {exc}") from exc
         except (InvalidStateError, InvalidAccessError) as exc:
@@ -447,6 +450,22 @@ class RTCConnection(SubscriptionProducerConsumer):
                 self._default.close()
             self.video._addTransceivers(pc, False)
             self.audio._addTransceivers(pc, False)
+
+    async def _setRemoteWithoutMdns(
+        self, pc: RTCPeerConnection, description: RTCSessionDescription
+    ) -> None:
+        # The peer's .local (mDNS) candidates are looked up after the description is set, off
+        # the path to the answer and the first frame (see _ice_hooks).
+        deferred = None
+        if mdns_deferral_supported():
+            sdp, deferred = defer_mdns_candidates(description.sdp)
+            if deferred:
+                description = RTCSessionDescription(sdp=sdp, type=description.type)
+        await pc.setRemoteDescription(description)
+        if deferred and pc not in self._mdnsTasks:
+            self._mdnsTasks[pc] = asyncio.get_running_loop().create_task(
+                add_deferred_candidates(pc, deferred)
+            )
 
     def _armConnectTimer(self) -> None:
         if (
@@ -1139,6 +1158,10 @@ class RTCConnection(SubscriptionProducerConsumer):
         return _Closing(self._pcCloseTask)
 
     async def _closePc(self, pc: RTCPeerConnection) -> None:
+        mdns = self._mdnsTasks.pop(pc, None)
+        if mdns is not None:
+            mdns.cancel()
+            await asyncio.wait([mdns])
         try:
             await pc.close()
         except Exception as exc:
