@@ -66,13 +66,18 @@ class _Signaling:
         try:
             async with self._client().post(self.url, data=json.dumps(body),
                                            headers=headers) as response:
-                raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+                raw = bytearray()
+                while len(raw) <= MAX_ANSWER_BYTES:  # read() gives what has arrived so far
+                    chunk = await response.content.read(MAX_ANSWER_BYTES + 1 - len(raw))
+                    if not chunk:
+                        break
+                    raw += chunk
                 status = response.status
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # refused, reset, DNS, timeout: the network
             raise ConnectionLost(f"POST {self.url} failed: {exc!r}") from exc
-        text = raw[:300].decode("utf-8", "replace")
+        text = bytes(raw[:300]).decode("utf-8", "replace")
         if status != 200:
             error = SessionGone if resume and status in (401, 403, 404, 410) else ConnectionLost
             raise error(f"POST {self.url}: HTTP {status}: {text}")
