@@ -15,6 +15,7 @@ from ..base.errors import SubscriptionClosed, SubscriptionFull
 from ..base.subscriptions import DEFAULT_QUEUE_SIZE, describe
 from ._codec import MessageDecoder, encode_message
 from ._heartbeat import ControlTimeout
+from ._sctp_hooks import SctpPacer, sctp_pacer
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
@@ -26,13 +27,31 @@ _log = logging.getLogger("rtcbot.connection")
 #: Messages kept while the channel is not open yet (``put_nowait`` raises
 #: :class:`SubscriptionFull` beyond this).
 MAX_PENDING_MESSAGES = DEFAULT_QUEUE_SIZE
-#: Bytes handed to aiortc but not yet sent, beyond which ``put_nowait`` raises
-#: :class:`SubscriptionFull` (``await put()`` waits instead).
+#: Bytes accepted and not yet sent (waiting for the channel to open, in rtcbot's send queue or
+#: in aiortc's), beyond which ``put_nowait`` raises :class:`SubscriptionFull`
+#: (``await put()`` waits instead).
 MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 #: ``await put()`` and ``putSubscription`` wait while more than this many bytes are buffered...
 HIGH_WATER_BYTES = 1024 * 1024
 #: ...until it drops to this.
 LOW_WATER_BYTES = 256 * 1024
+#: Messages go to aiortc only while its SCTP transport holds fewer chunks than this; the rest
+#: wait, in order, in the channel's own send queue and go as acknowledgements come back.
+#: aiortc's cost per acknowledgement grows with the chunks outstanding, and a large burst
+#: overflows the peer's socket buffer (see ``_sctp_hooks``).
+PACE_CHUNKS = 128
+#: Without the SCTP hook (an aiortc that does not fit), messages go to aiortc only while its
+#: ``bufferedAmount`` is below this...
+PACE_FALLBACK_BYTES = 64 * 1024
+#: ...and the rest go when it drops to this (aiortc's ``bufferedamountlow`` event).
+PACE_LOW_BYTES = 16 * 1024
+
+
+def _payload_size(payload: str | bytes) -> int:
+    """Bytes that ``payload`` takes on the wire (UTF-8 for text, as aiortc counts it)."""
+    if isinstance(payload, str) and not payload.isascii():
+        return len(payload.encode("utf-8", "surrogatepass"))
+    return len(payload)
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,11 @@ class DataChannelStatistics:
     * ``failed`` -- messages from a ``putSubscription`` source that could not be encoded or
       sent (each logged with the value).
     * ``pending`` -- messages waiting for the channel to open.
-    * ``buffered_bytes`` -- bytes handed to the transport and not yet sent.
+    * ``buffered_bytes`` -- bytes accepted and not yet sent (in rtcbot's send queue or handed
+      to the transport).
+    * ``paced`` -- messages accepted on the open channel and waiting, in order, in rtcbot's
+      send queue for the transport to have room (see :data:`PACE_CHUNKS`).
+    * ``peak_paced`` -- the most messages that queue has held.
     """
 
     sent: int
@@ -57,6 +80,8 @@ class DataChannelStatistics:
     failed: int
     pending: int
     buffered_bytes: int
+    paced: int = 0
+    peak_paced: int = 0
 
 
 class DataChannel(SubscriptionProducerConsumer):
@@ -102,6 +127,12 @@ class DataChannel(SubscriptionProducerConsumer):
         self._rtc: Any = None
         self._open = False
         self._pending: collections.deque[str | bytes] = collections.deque()
+        self._pendingBytes = 0
+        # send queue of the open channel: (payload, size), sent in order as aiortc has room
+        self._paced: collections.deque[tuple[str | bytes, int]] = collections.deque()
+        self._pacedBytes = 0
+        self._peakPaced = 0
+        self._pacer: SctpPacer | None = None
         self._roomWaiters: list[asyncio.Future[None]] = []
         self._reader: asyncio.Task[None] | None = None
         self._sent = 0
@@ -140,9 +171,10 @@ class DataChannel(SubscriptionProducerConsumer):
 
     @property
     def bufferedAmount(self) -> int:
-        """Bytes handed to the transport and not yet sent (0 before the channel exists)."""
+        """Bytes accepted on the open channel and not yet sent: those in rtcbot's send queue
+        plus those handed to aiortc and not yet given to SCTP."""
         rtc = self._rtc
-        return rtc.bufferedAmount if rtc is not None else 0
+        return self._pacedBytes + (rtc.bufferedAmount if rtc is not None else 0)
 
     def statistics(self) -> DataChannelStatistics:
         """The counters of this channel (see :class:`DataChannelStatistics`)."""
@@ -154,6 +186,8 @@ class DataChannel(SubscriptionProducerConsumer):
             failed=self._failed,
             pending=len(self._pending),
             buffered_bytes=self.bufferedAmount,
+            paced=len(self._paced),
+            peak_paced=self._peakPaced,
         )
 
     # ------------------------------------------------------------------ aiortc side
@@ -165,11 +199,11 @@ class DataChannel(SubscriptionProducerConsumer):
         self._ensureLoop()
         self._rtc = rtc
         self._ordered = rtc.ordered
-        rtc.bufferedAmountLowThreshold = LOW_WATER_BYTES
+        rtc.bufferedAmountLowThreshold = PACE_LOW_BYTES
         rtc.on("message", self._onMessage)
         rtc.on("open", self._onOpen)
         rtc.on("close", self._onRtcClose)
-        rtc.on("bufferedamountlow", self._wakeRoomWaiters)
+        rtc.on("bufferedamountlow", self._drain)
         if self._closedFlag:
             self._closeRtc()
         elif rtc.readyState == "open":
@@ -201,20 +235,19 @@ class DataChannel(SubscriptionProducerConsumer):
             return
         self._open = True
         rtc = self._rtc
-        pending = self._pending
-        try:
-            while pending:
-                payload = pending[0]
-                try:
-                    rtc.send(payload)
-                except ValueError as exc:  # too large for the peer
-                    self._failed += 1
-                    self._log.error("data channel %r: message not sent: %s", self._name, exc)
-                else:
-                    self._sent += 1
-                pending.popleft()
-        except Exception as exc:  # the channel closed under us
-            self._log.debug("flush of %r stopped: %r", self._name, exc)
+        pacer = self._pacer = sctp_pacer(rtc.transport)
+        if pacer is not None:
+            pacer.add_listener(self._drain)
+        # What waited for the channel to open joins the send queue, in order.
+        paced = self._paced
+        for payload in self._pending:
+            size = _payload_size(payload)
+            paced.append((payload, size))
+            self._pacedBytes += size
+        self._pending.clear()
+        self._pendingBytes = 0
+        self._peakPaced = max(self._peakPaced, len(paced))
+        self._drain()
         self._setReady(True)
         self._wakeRoomWaiters()
         if self._control is not None:
@@ -286,33 +319,86 @@ class DataChannel(SubscriptionProducerConsumer):
     send = put_nowait
 
     def _sendPayload(self, payload: str | bytes) -> None:
+        size = _payload_size(payload)
         if self._open and not self._pending:
             rtc = self._rtc
-            if rtc.bufferedAmount + len(payload) > MAX_BUFFERED_BYTES:
+            buffered = self._pacedBytes + rtc.bufferedAmount
+            if buffered + size > MAX_BUFFERED_BYTES:
                 self._refused += 1
                 raise SubscriptionFull(
-                    f"data channel {self._name!r}: {rtc.bufferedAmount} bytes are waiting to be "
+                    f"data channel {self._name!r}: {buffered} bytes are waiting to be "
                     f"sent (the peer or the network is not keeping up); use await put() to wait"
                 )
-            try:
-                rtc.send(payload)
-            except ValueError as exc:
-                raise ValueError(f"data channel {self._name!r}: {exc}") from None
-            except Exception as exc:  # InvalidStateError: closed under us
-                raise SubscriptionClosed(f"data channel {self._name!r} is closed") from exc
-            self._sent += 1
+            if not self._paced and self._transportHasRoom():
+                try:
+                    rtc.send(payload)
+                except ValueError as exc:
+                    raise ValueError(f"data channel {self._name!r}: {exc}") from None
+                except Exception as exc:  # InvalidStateError: closed under us
+                    raise SubscriptionClosed(f"data channel {self._name!r} is closed") from exc
+                self._sent += 1
+                return
+            limit = self._pacer.remote_max_message_size() if self._pacer is not None else 0
+            if limit and size > limit:  # what aiortc would refuse, refused now
+                raise ValueError(
+                    f"data channel {self._name!r}: cannot send a message of {size} bytes, the "
+                    f"peer only takes messages up to {limit} bytes"
+                )
+            paced = self._paced
+            paced.append((payload, size))
+            self._pacedBytes += size
+            if len(paced) > self._peakPaced:
+                self._peakPaced = len(paced)
             return
-        if len(self._pending) >= MAX_PENDING_MESSAGES:
+        if len(self._pending) >= MAX_PENDING_MESSAGES or (
+            self._pendingBytes + size > MAX_BUFFERED_BYTES
+        ):
             self._refused += 1
             raise SubscriptionFull(
                 f"data channel {self._name!r} is not open yet and already holds "
-                f"{MAX_PENDING_MESSAGES} messages; not sending {describe(payload)}"
+                f"{len(self._pending)} messages ({self._pendingBytes} bytes); not sending "
+                f"{describe(payload)}"
             )
         self._pending.append(payload)
+        self._pendingBytes += size
+
+    def _transportHasRoom(self) -> bool:
+        """True if aiortc holds little enough that a message can go to it now."""
+        pacer = self._pacer
+        if pacer is not None:
+            return pacer.outstanding() < PACE_CHUNKS
+        return self._rtc.bufferedAmount < PACE_FALLBACK_BYTES
+
+    def _drain(self) -> None:
+        """Hand queued messages to aiortc, in order, while it has room (after each SACK, when
+        its ``bufferedAmount`` drops, when the channel opens); then wake ``put()`` waiters if
+        the backlog is low."""
+        paced = self._paced
+        if paced and self._open:
+            rtc = self._rtc
+            try:
+                while paced and self._transportHasRoom():
+                    payload, size = paced[0]
+                    try:
+                        rtc.send(payload)
+                    except ValueError as exc:  # too large for the peer
+                        self._failed += 1
+                        self._log.error("data channel %r: message not sent: %s", self._name, exc)
+                    else:
+                        self._sent += 1
+                    paced.popleft()
+                    self._pacedBytes -= size
+            except Exception as exc:  # the channel closed under us: close() counts the rest
+                self._log.debug("sending on %r stopped: %r", self._name, exc)
+        if self._roomWaiters and self.bufferedAmount <= LOW_WATER_BYTES:
+            self._wakeRoomWaiters()
+
+    def _hasRoom(self) -> bool:
+        return self._open and not self._pending and self.bufferedAmount <= HIGH_WATER_BYTES
 
     async def put(self, message: Any) -> None:
-        """Send ``message``, waiting while the channel is not open or its send buffer is above
-        :data:`HIGH_WATER_BYTES` (backpressure for bulk data).
+        """Send ``message``, waiting while the channel is not open or more than
+        :data:`HIGH_WATER_BYTES` wait to be sent (backpressure for bulk data).
 
         Encoding errors are raised at once, as by :meth:`put_nowait`. Raises
         :class:`SubscriptionClosed` if the channel closes first. Cancelling the wait means the
@@ -323,14 +409,12 @@ class DataChannel(SubscriptionProducerConsumer):
                 f"data channel {self._name!r} is closed: cannot send {describe(message)}"
             )
         payload = self._encode(message)
-        if not (self._open and not self._pending and self._rtc.bufferedAmount <= HIGH_WATER_BYTES):
+        if not self._hasRoom():
             await self._waitRoom()
         self._sendPayload(payload)
 
     async def _waitRoom(self) -> None:
-        while not self._closedFlag and not (
-            self._open and not self._pending and self._rtc.bufferedAmount <= HIGH_WATER_BYTES
-        ):
+        while not self._closedFlag and not self._hasRoom():
             future = asyncio.get_running_loop().create_future()
             self._roomWaiters.append(future)
             try:
@@ -350,8 +434,8 @@ class DataChannel(SubscriptionProducerConsumer):
     def putSubscription(self, subscription: Any) -> None:
         """Send every element of ``subscription`` (anything with ``async get()``: a producer,
         a subscription) from now on, replacing the previous source. Elements are read only
-        while the channel can take them (it is open and its send buffer is below
-        :data:`HIGH_WATER_BYTES`), so a source's own buffering policy applies. An element that
+        while the channel can take them (it is open and at most :data:`HIGH_WATER_BYTES`
+        wait to be sent), so a source's own buffering policy applies. An element that
         cannot be encoded is logged with its value and counted in ``statistics().failed``;
         the next one is sent. When the source ends, sending returns to ``put_nowait``."""
         if not callable(getattr(subscription, "get", None)):
@@ -495,16 +579,46 @@ class DataChannel(SubscriptionProducerConsumer):
         self._cancelControlTimer()
         if self._control is not None and self._control.disarm():
             self._runControlAction()
-        unsent = len(self._pending)
+        self._flushPaced()
+        unsent = len(self._pending) + len(self._paced)
         if unsent:  # accepted by put_nowait, but the channel closed before they could go
             self._failed += unsent
             self._log.warning("%d messages on %r were not sent: the channel closed first",
                               unsent, self._name)
         self._pending.clear()
+        self._pendingBytes = 0
+        self._paced.clear()
+        self._pacedBytes = 0
+        pacer, self._pacer = self._pacer, None
+        if pacer is not None:
+            pacer.remove_listener(self._drain)
         self._reader = None
         self._closeRtc()
         super().close()
         self._wakeRoomWaiters()
+
+    def _flushPaced(self) -> None:
+        """On close: hand the whole send queue to aiortc, which sends it before the channel's
+        stream is reset (as for messages it already held). What it refuses stays queued and
+        is counted as not sent."""
+        paced = self._paced
+        rtc = self._rtc
+        if not paced or rtc is None or rtc.readyState != "open":
+            return
+        try:
+            while paced:
+                payload, size = paced[0]
+                try:
+                    rtc.send(payload)
+                except ValueError as exc:  # too large for the peer
+                    self._failed += 1
+                    self._log.error("data channel %r: message not sent: %s", self._name, exc)
+                else:
+                    self._sent += 1
+                paced.popleft()
+                self._pacedBytes -= size
+        except Exception as exc:  # closed under us
+            self._log.debug("flush of %r on close stopped: %r", self._name, exc)
 
     def __repr__(self) -> str:
         state = "closed" if self._closedFlag else ("open" if self._open else "not open")
