@@ -31,14 +31,15 @@ TOKEN = "client-token"
 class Relay:
     """A relay app on 127.0.0.1 that can be stopped and started again on the same port."""
 
-    def __init__(self, **options) -> None:
+    def __init__(self, secret=SECRET, **options) -> None:
+        self.secret = secret
         self.options = {"token": TOKEN, "ice": [], **options}
         self.port = 0
         self.runner: web.AppRunner | None = None
         self.server: RelayServer | None = None
 
     async def start(self) -> Relay:
-        app = create_relay_app(SECRET, **self.options)
+        app = create_relay_app(self.secret, **self.options)
         self.server = app[RELAY_KEY]
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
         await self.runner.setup()
@@ -134,21 +135,53 @@ async def test_clients_need_the_token(relay):
             assert resp.status == 401
 
 
-async def test_wrong_secret_is_refused_right_secret_replaces(relay):
+async def test_wrong_secret_is_refused_and_a_shared_secret_never_takes_a_live_name(relay):
     async with asyncio.timeout(15), robot_at(relay) as first:
         await first.onReady()
         async with robot_at(relay, secret="guess") as intruder:
             err = await intruder.onError()
             assert isinstance(err, RelayRefused) and "wrong secret" in str(err)
         assert first.ready and relay.server.robots == ["rover"]
+        # another holder of the shared secret: told "busy", the robot in place untouched
+        ws = Websocket(relay.url + "/ws")
+        ws.put_nowait({"type": "register", "name": "rover", "secret": SECRET})
+        assert (await ws.get())["type"] == "busy"
+        await ws  # and closed
+        assert first.ready and relay.server.robots == ["rover"]
+        conn = await client(relay)  # still reaches the first robot
+        assert len(first.connections) == 1
+        await conn.close()
+        # a robot client told "busy" keeps trying, and gets the name once it is free
         async with robot_at(relay) as second:
+            assert not second.ready
+            first.close()
             await second.onReady()
-            err = await first.onError()
-            assert isinstance(err, RelayRefused) and "replaced" in str(err)
-            assert first.closed
-            conn = await client(relay)  # reaches the new robot
-            assert len(second.connections) == 1
-            await conn.close()
+            assert relay.server.robots == ["rover"]
+
+
+async def test_per_robot_secrets_replace_and_the_victim_comes_back():
+    relay = await Relay({"rover": "rover-secret", "other": "other-secret"}).start()
+    try:
+        async with asyncio.timeout(20):
+            async with robot_at(relay, secret="rover-secret", backoff=(0.05, 0.3)) as first:
+                await first.onReady()
+                # another robot's secret cannot take this name
+                async with robot_at(relay, secret="other-secret") as thief:
+                    err = await thief.onError()
+                    assert isinstance(err, RelayRefused) and "wrong secret" in str(err)
+                # this robot's own secret replaces it (a restart is back at once) ...
+                back = asyncio.Event()
+                first.onReady(lambda: first.registrations >= 2 and back.set())
+                ws = Websocket(relay.url + "/ws")
+                ws.put_nowait({"type": "register", "name": "rover", "secret": "rover-secret"})
+                assert (await ws.get())["type"] == "registered"
+                # ... and the robot replaced is not gone for good: once the name is free
+                # (its longest backoff later) it registers again, with a warning each time
+                ws.close()
+                await back.wait()
+                assert first.replacements == 1 and not first.closed
+    finally:
+        await relay.stop()
 
 
 class FakeRobot:

@@ -15,11 +15,20 @@ Robot <-> relay messages travel over one websocket as JSON objects with a ``type
   robot in its ``offer`` message, and the robot's ``answer`` message may carry ``"session":
   {"id", "secret", "window"}``, passed back to the client. The relay keeps no session state.
 * relay -> robot ``{"type": "replaced", "reason": TEXT}``: another robot registered the same
-  name with the right secret; the relay then closes this socket (the robot must not reconnect).
+  name with that robot's own secret; the relay then closes this socket. The robot warns and
+  tries again later (a duplicate of it, or a thief of its secret, is running).
+* relay -> robot ``{"type": "busy", "reason": TEXT}``: the name is held by a live robot and
+  the relay's secret is shared by all robots, so a second registration cannot prove it is the
+  same robot; the relay closes the socket and the robot tries again with backoff (a robot
+  that restarted gets its name back once the relay has dropped its old socket).
+
+Every message a robot sends is hostile until checked: :func:`decode_message` refuses text
+that is not JSON or is nested too deep, with a :class:`ProtocolError`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -29,6 +38,7 @@ __all__ = [
     "ProtocolError",
     "check_name",
     "check_session",
+    "decode_message",
     "parse_register",
     "parse_robot_reply",
 ]
@@ -42,6 +52,19 @@ NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 class ProtocolError(ValueError):
     """A message that does not follow the relay protocol (the text says what is wrong)."""
+
+
+def decode_message(data: Any) -> Any:
+    """The JSON value of one websocket message from a robot; :class:`ProtocolError` for
+    binary frames, text that is not JSON, or JSON nested too deep for Python's parser."""
+    if not isinstance(data, str):
+        raise ProtocolError("robots send JSON text messages, not binary frames")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ProtocolError("the message is not a relay message: JSON nested too deep") from None
+    except ValueError as exc:
+        raise ProtocolError(f"the message is not JSON: {str(exc)[:100]}") from None
 
 
 def check_name(name: Any) -> str:

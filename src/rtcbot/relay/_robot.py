@@ -25,8 +25,15 @@ _log = logging.getLogger("rtcbot.relay")
 
 
 class RelayRefused(RTCBotError):
-    """The relay refused this robot (a wrong secret, an invalid name), or another robot took
-    over its name with the right secret. Not retried: it needs a person to fix."""
+    """The relay refused this robot (a wrong secret, an invalid name). Not retried: it needs a
+    person to fix. (A name taken over by another connection with this robot's secret is not
+    a refusal: the robot warns and takes it back after the longest backoff.)"""
+
+
+def _cut(text: object, limit: int = 200) -> str:
+    """``str(text)`` cut to ``limit`` characters (the relay's words, in our log lines)."""
+    shown = str(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _robot_url(relay_url: str) -> str:
@@ -49,6 +56,10 @@ class RelayRobot(baseEventHandler):
     ``connections``: the clients' connections open now. ``close()`` unregisters and closes
     them. ``onError`` receives :class:`RelayRefused` when the relay refuses the robot (then the
     robot stops: fix the name or secret); network errors are retried with backoff forever.
+    When another connection registers this name with this robot's secret, the robot logs a
+    warning and registers again after the longest backoff (``replacements`` counts them);
+    when the name is held by a live socket under a shared relay secret ("busy"), it retries
+    with backoff.
     """
 
     def __init__(
@@ -97,6 +108,9 @@ class RelayRobot(baseEventHandler):
         self._ws: Websocket | None = None
         #: how many times the robot registered (1 after the first connect, +1 per reconnect)
         self.registrations = 0
+        #: how many times another connection took over this robot's name with its secret
+        self.replacements = 0
+        self._retryAfter: float | None = None
         self._addFinisher(self._closeConnections)
         self._callFromThread(self._start)
 
@@ -120,6 +134,8 @@ class RelayRobot(baseEventHandler):
             if registered:
                 delay = self.backoff[0]
             wait = delay * random.uniform(0.8, 1.2)
+            if self._retryAfter is not None:  # replaced: take the name back later
+                wait, self._retryAfter = self._retryAfter, None
             kick = self._kick
             if kick is not None and kick.is_set():  # a session lost its link: at once
                 kick.clear()
@@ -174,11 +190,30 @@ class RelayRobot(baseEventHandler):
                                               message.get("iceTransportPolicy", "all")}
                     self._log.info("registered at %s as %r", self.url, self.name)
                     self._setReady(True)
-                elif kind in ("refused", "replaced"):
+                elif kind == "refused":
                     reason = message.get("reason", kind)
-                    self._setError(RelayRefused(f"relay {self.url} {kind} robot {self.name!r}: "
-                                                f"{reason}"))
+                    self._setError(RelayRefused(f"relay {self.url} refused robot "
+                                                f"{self.name!r}: {_cut(reason)}"))
                     return registered
+                elif kind == "replaced":
+                    # Another process registered our name with our secret: a duplicate of
+                    # this robot, or someone who has its secret. Say so loudly and take the
+                    # name back later: never silently gone for good.
+                    self.replacements += 1
+                    self._log.warning(
+                        "relay %s: another connection registered robot %r with its secret "
+                        "(%s); trying again in %g s. Is a second copy of this robot running, "
+                        "or has its secret leaked?", self.url, self.name,
+                        _cut(message.get("reason", "")), self.backoff[1])
+                    self._retryAfter = self.backoff[1]
+                    return False
+                elif kind == "busy":
+                    # The name is held by a live socket (a shared relay secret): ours, not yet
+                    # dropped after a restart, or another robot's. Retry with backoff.
+                    self._log.warning("relay %s: robot %r is connected from another socket "
+                                      "(%s); retrying", self.url, self.name,
+                                      _cut(message.get("reason", "")))
+                    return False
                 else:
                     self._log.warning("relay sent a message of unknown type %r", kind)
         except (WebsocketError, SubscriptionClosed) as exc:

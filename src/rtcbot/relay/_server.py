@@ -22,6 +22,7 @@ Routes:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -31,16 +32,20 @@ from aiohttp import web
 
 from ..base._compat import TIMEOUT_ERRORS
 from ..base._compat import timeout as aio_timeout
+from ..base._ratelimit import RateLimitedLogger
 from ..base.errors import SubscriptionClosed
 from ..connection._connection import InvalidDescription, validate_description
 from ..ice import IceConfig, load_ice_config
 from ..web import ConnectionServer, serve_rtcbot_js
+from ..web._connect import _same_secret
 from ..websocket import Websocket
+from ._guard import FailureLockout, PendingSockets
 from ._page import index_page, viewer_page
 from ._protocol import (
     NAME_RULE,
     ProtocolError,
     check_session,
+    decode_message,
     parse_register,
     parse_robot_reply,
 )
@@ -48,6 +53,8 @@ from ._protocol import (
 __all__ = ["RELAY_KEY", "RelayServer", "create_relay_app"]
 
 _log = logging.getLogger("rtcbot.relay")
+#: refusals a stranger can cause at will: rate-limited
+_refusal_log = RateLimitedLogger(_log)
 
 
 class _RobotSession:
@@ -59,9 +66,9 @@ class _RobotSession:
         self.pending: dict[str, asyncio.Future[tuple[int, Any]]] = {}
         self.served = 0
 
-    def on_reply(self, message: Any) -> None:
+    def on_reply(self, data: Any) -> None:
         try:
-            request_id, status, body = parse_robot_reply(message)
+            request_id, status, body = parse_robot_reply(decode_message(data))
         except ProtocolError as exc:
             _log.warning("robot %r: %s", self.name, exc)
             return
@@ -81,11 +88,16 @@ class _RobotSession:
 class RelayServer:
     """The relay's state and handlers; :meth:`add_routes` puts them on an aiohttp app.
 
-    ``secret``: what robots must present to register. A str (shared by all robots) or a mapping
-    ``{name: secret}`` (only those names may register, each with its own secret). Required.
-    A second registration of a name with the wrong secret is refused and the robot in place is
-    untouched; with the right secret it replaces the old one (which is told, and closed: a
-    robot that restarted is back at once).
+    ``secret``: what robots must present to register. Required. Either a mapping ``{name:
+    secret}``, per-robot secrets (recommended: only those names may register, each with its
+    own secret, so one robot's secret cannot take another's name), or a str shared by all
+    robots (the simple default of ``rtcbot relay``: any holder of it may register any free
+    name). A registration of a name with the wrong secret is refused and the robot in place is
+    untouched. With per-robot secrets, the right secret replaces the robot in place (a robot
+    that restarted is back at once; the old socket is told "replaced" and closed). With a
+    shared secret, a name held by a live robot is never taken over: the newcomer is told
+    "busy" and retries (a restarted robot gets its name back once the relay has dropped its
+    old socket, within 1.5 ``heartbeat``).
     ``token``: what clients must present (None: no token, for a trusted network only).
     ``allowed_origins``, ``max_body_size``: as :class:`~rtcbot.web.ConnectionServer`.
     ``ice``: ICE servers handed to robots (in the ``registered`` message) and browsers
@@ -93,6 +105,12 @@ class RelayServer:
     environment). ``answer_timeout``: seconds to wait for a robot's answer (then 504).
     ``max_pending``: requests waiting for one robot (then 503). ``heartbeat``: seconds between
     websocket pings to robots (a robot gone silent is dropped after 1.5 of them).
+
+    Limits on strangers: ``register_timeout`` seconds for a new websocket to register (then it
+    is closed); at most ``max_unregistered`` websockets waiting to register (a new one closes
+    the oldest: a flood of silent sockets cannot keep a robot out, it registers at once);
+    ``lockout_failures`` failed registrations from one address within ``lockout_window``
+    seconds lock that address out for ``lockout_time`` seconds (HTTP 429 before any websocket).
     """
 
     def __init__(
@@ -104,10 +122,14 @@ class RelayServer:
         max_body_size: int = 64 * 1024,
         ice: Any = None,
         answer_timeout: float = 20.0,
-        register_timeout: float = 10.0,
+        register_timeout: float = 3.0,
         max_pending: int = 32,
         max_robots: int = 1000,
         heartbeat: float | None = 10.0,
+        max_unregistered: int = 64,
+        lockout_failures: int = 10,
+        lockout_window: float = 60.0,
+        lockout_time: float = 60.0,
     ) -> None:
         if isinstance(secret, str):
             if not secret:
@@ -141,10 +163,13 @@ class RelayServer:
         self.heartbeat = heartbeat
         self._robots: dict[str, _RobotSession] = {}
         self._sockets: set[Websocket] = set()
+        self._unregistered: PendingSockets[Websocket] = PendingSockets(max_unregistered)
+        self._lockout = FailureLockout(lockout_failures, lockout_window, lockout_time)
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         #: counters: offers relayed, answers returned, refusals by status
         self.stats: dict[str, int] = {"offers": 0, "answers": 0, "registrations": 0,
-                                      "refused_registrations": 0}
+                                      "refused_registrations": 0, "busy_registrations": 0,
+                                      "unregistered_evicted": 0, "locked_out": 0}
 
     # ---------------------------------------------------------------- public
 
@@ -206,52 +231,86 @@ class RelayServer:
         expected = self._secrets if isinstance(self._secrets, str) else self._secrets.get(name)
         if expected is None:
             return False
-        return secrets.compare_digest(given.encode(), expected.encode())
+        return _same_secret(given, expected)
+
+    def _failed(self, request: web.Request, why: str) -> None:
+        """A failed registration: counted against its address (lockout), logged."""
+        self.stats["refused_registrations"] += 1
+        address = request.remote or "?"
+        if self._lockout.failed(address, asyncio.get_running_loop().time()):
+            self.stats["locked_out"] += 1
+            _log.warning("locked out %s for %g s after %d failed registrations (last: %s)",
+                         address, self._lockout.lockout, self._lockout.max_failures, why)
+        else:
+            _refusal_log.warning("refused a robot registration from %s: %s", address, why)
 
     async def handle_robot(self, request: web.Request) -> web.StreamResponse:
         """``GET /ws``: a robot's websocket (register, then answer offers)."""
-        # robots only send small signalling messages: a stranger cannot make it buffer MiBs
-        ws = Websocket(request, heartbeat=self.heartbeat, max_msg_size=64 * 1024)
+        address = request.remote or "?"
+        locked = self._lockout.locked_for(address, asyncio.get_running_loop().time())
+        if locked:
+            raise web.HTTPTooManyRequests(
+                text=f"too many failed registrations from {address}; try again in "
+                f"{locked:.0f} s", headers={"Retry-After": str(max(1, round(locked)))}
+            )
+        # robots only send small signalling messages: a stranger cannot make it buffer MiBs;
+        # JSON is decoded here (decode_message), where a hostile frame gets a clear refusal
+        ws = Websocket(request, heartbeat=self.heartbeat, max_msg_size=64 * 1024, json=False)
         self._sockets.add(ws)
+        for old in self._unregistered.add(ws):
+            self.stats["unregistered_evicted"] += 1
+            self._refuse(old, "too many sockets are waiting to register; try again")
         session: _RobotSession | None = None
         try:
             try:
                 async with aio_timeout(self.register_timeout):
                     first = await ws.get()
-                name, secret = parse_register(first)
-            except (*TIMEOUT_ERRORS, SubscriptionClosed):
-                return ws.ws
+                name, secret = parse_register(decode_message(first))
+            except TIMEOUT_ERRORS:
+                self._failed(request, f"no register message within {self.register_timeout:g} s")
+                self._refuse(ws, f"no register message within {self.register_timeout:g} s")
+                return _response(ws)
+            except SubscriptionClosed:
+                return _response(ws)
             except ProtocolError as exc:
+                self._failed(request, str(exc))
                 self._refuse(ws, str(exc))
-                return ws.ws
+                return _response(ws)
+            finally:
+                self._unregistered.discard(ws)
             if not self._secret_ok(name, secret):
-                self.stats["refused_registrations"] += 1
-                _log.warning("refused a registration as %r from %s: wrong secret", name,
-                             request.remote)
+                self._failed(request, f"wrong secret for robot {name!r}")
                 self._refuse(ws, f"wrong secret for robot {name!r}")
-                return ws.ws
-            if name not in self._robots and len(self._robots) >= self.max_robots:
-                self._refuse(ws, f"this relay already serves {self.max_robots} robots")
-                return ws.ws
-            session = _RobotSession(name, ws)
+                return _response(ws)
             old = self._robots.get(name)
+            if old is not None and isinstance(self._secrets, str) and not old.ws.closed:
+                # a shared secret cannot tell the robot from another that has the secret
+                self.stats["busy_registrations"] += 1
+                _refusal_log.warning("robot %r is already connected; a second registration "
+                                     "from %s was told to wait", name, address)
+                self._send(ws, {"type": "busy", "reason": f"robot {name!r} is connected from "
+                                "another socket; retrying later"})
+                ws.close()
+                return _response(ws)
+            if old is None and len(self._robots) >= self.max_robots:
+                self._refuse(ws, f"this relay already serves {self.max_robots} robots")
+                return _response(ws)
+            self._lockout.succeeded(address)
+            session = _RobotSession(name, ws)
             self._robots[name] = session
             self.stats["registrations"] += 1
             if old is not None:
-                _log.info("robot %r registered again from %s: replacing the old connection",
-                          name, request.remote)
+                _log.warning("robot %r registered again from %s with its secret: replacing "
+                             "the old connection", name, address)
                 old.fail_all(f"robot {name!r} reconnected; try again")
-                try:
-                    old.ws.put_nowait({"type": "replaced",
-                                       "reason": "another connection registered this name"})
-                except SubscriptionClosed:
-                    pass
+                self._send(old.ws, {"type": "replaced",
+                                    "reason": "another connection registered this name"})
                 old.ws.close()
             else:
-                _log.info("robot %r connected from %s", name, request.remote)
-            ws.put_nowait({"type": "registered", "name": name,
-                           "iceServers": self.ice.ice_servers(name),
-                           "iceTransportPolicy": self.ice.transport_policy})
+                _log.info("robot %r connected from %s", name, address)
+            self._send(ws, {"type": "registered", "name": name,
+                            "iceServers": self.ice.ice_servers(name),
+                            "iceTransportPolicy": self.ice.transport_policy})
             for future in self._waiters.pop(name, []):
                 if not future.done():
                     future.set_result(None)
@@ -261,9 +320,10 @@ class RelayServer:
                 except SubscriptionClosed:
                     break
                 session.on_reply(message)
-            return ws.ws
+            return _response(ws)
         finally:
             self._sockets.discard(ws)
+            self._unregistered.discard(ws)
             ws.close()
             if session is not None:
                 if self._robots.get(session.name) is session:
@@ -273,11 +333,17 @@ class RelayServer:
             await ws
 
     @staticmethod
-    def _refuse(ws: Websocket, reason: str) -> None:
+    def _send(ws: Websocket, message: dict[str, Any]) -> bool:
+        """Send one protocol message; False if the socket is closed already."""
         try:
-            ws.put_nowait({"type": "refused", "reason": reason})
+            ws.put_nowait(json.dumps(message))
         except SubscriptionClosed:
-            pass
+            return False
+        return True
+
+    @classmethod
+    def _refuse(cls, ws: Websocket, reason: str) -> None:
+        cls._send(ws, {"type": "refused", "reason": reason})
         ws.close()
 
     # ---------------------------------------------------------------- clients
@@ -327,12 +393,9 @@ class RelayServer:
         session.pending[request_id] = future
         self.stats["offers"] += 1
         try:
-            try:
-                session.ws.put_nowait({"type": "offer", "id": request_id,
-                                       "offer": relayed, **extra})
-            except SubscriptionClosed:
-                raise web.HTTPServiceUnavailable(
-                    text=f"robot {name!r} disconnected") from None
+            if not self._send(session.ws, {"type": "offer", "id": request_id,
+                                           "offer": relayed, **extra}):
+                raise web.HTTPServiceUnavailable(text=f"robot {name!r} disconnected")
             try:
                 async with aio_timeout(self.answer_timeout):
                     status, body = await future
@@ -366,6 +429,16 @@ class RelayServer:
         if not NAME_RULE.fullmatch(name):
             raise web.HTTPNotFound(text="no such robot (invalid name)")
         return web.Response(text=viewer_page(name), content_type="text/html")
+
+
+def _response(ws: Websocket) -> web.StreamResponse:
+    """What the ``/ws`` handler returns: the websocket, or (when its handshake never
+    completed, the client having gone away during it) a plain 400."""
+    response = ws.ws
+    if response is None or (isinstance(response, web.WebSocketResponse)
+                            and not response.prepared):
+        return web.Response(status=400, text="the websocket handshake did not complete")
+    return response
 
 
 def _http_error(status: int, text: str) -> web.HTTPException:
