@@ -47,9 +47,10 @@ async def test_threaded_sensor_readings_reach_the_page_and_the_video_never_stall
         values = await readings(page, 2)
         assert all(isinstance(v, float) and 0 <= v < 1 for v in values)
         shown, sent = longest_gaps_ms(samples)
-        # No stall of the sensor's length (0.5 s, as with the bad sensor below). On an idle
-        # machine the longest gap is about 70 ms; the bound leaves room for a loaded CI host.
-        assert shown < SENSOR_STALL_MS / 2 and sent < SENSOR_STALL_MS / 2, (shown, sent)
+        # No stall of the sensor's length: the bad sensor below freezes the video for at least
+        # 0.8 x 0.5 s, as seen and as sent. On an idle machine the longest gap here is about
+        # 70 ms; a loaded CI host has shown 260 ms, still well short of a sensor read.
+        assert shown < SENSOR_STALL_MS * 0.8 and sent < SENSOR_STALL_MS * 0.8, (shown, sent)
         assert not page.errors
 
 
